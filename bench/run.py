@@ -1,0 +1,360 @@
+"""Same-run benchmark of calcmcp against the reference (`seed`) and a bare Litestar endpoint.
+
+For every target it starts a fresh one-worker uvicorn server per benchmark, pinned to one core,
+drives it from another core and stops it:
+
+- `token`: `POST /token` (form body) with wrk: requests/s, p50, p99;
+- `add`: authenticated `POST /calculator/add?a=5&b=3` with wrk: requests/s, p50, p99;
+- `sse`: `bench/sse_fanout.py`: S open `/events` streams, B broadcasts, time until every
+  stream has each one (p50/p99/max), lost events, server RSS per open stream.
+
+Prints a table with ratios against `seed` and `bare` and writes bench/results/<timestamp>.json.
+Run from the repository root: `.venv/bin/python bench/run.py --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from report import flatten as flatten_metrics
+from report import ratios, render, write_json
+from targets import (
+    ALL_BENCHMARKS,
+    BENCH_DIR,
+    DEFAULT_SEED_DIR,
+    REPO_ROOT,
+    Server,
+    ServerError,
+    Target,
+    default_targets,
+    raise_own_fd_limit,
+    start_server,
+    stop_server,
+)
+from wrkbench import WRK_MISSING, WrkError, WrkSettings, bench_add, bench_token, wrk_version
+
+FANOUT_SCRIPT = BENCH_DIR / "sse_fanout.py"
+DEFAULT_TARGETS = ("seed", "bare", "calcmcp")
+
+
+class BenchmarkError(RuntimeError):
+    """One benchmark of one target failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that shapes a run."""
+
+    benchmarks: tuple[str, ...]
+    wrk: WrkSettings
+    subscribers: int
+    broadcasts: int
+    broadcast_timeout: float
+    server_cpu: int
+    client_cpu: int
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one target produced: results per benchmark and any errors."""
+
+    results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def run_benchmark(name: str, server: Server, config: Config) -> dict[str, Any]:
+    """Run one benchmark against a running server."""
+    if name == "token":
+        result = bench_token(server.base_url, config.wrk)
+    elif name == "add":
+        result = bench_add(server.base_url, config.wrk, server.target.auth)
+    else:
+        return run_fanout(server, config)
+    return {**dataclasses.asdict(result), "errors": result.errors}
+
+
+def run_fanout(server: Server, config: Config) -> dict[str, Any]:
+    """Run bench/sse_fanout.py pinned to the client core and return its JSON result."""
+    command = [
+        "taskset",
+        "-c",
+        str(config.client_cpu),
+        sys.executable,
+        str(FANOUT_SCRIPT),
+        "--base-url",
+        server.base_url,
+        "--subscribers",
+        str(config.subscribers),
+        "--broadcasts",
+        str(config.broadcasts),
+        "--server-pid",
+        str(server.pid),
+        "--broadcast-timeout",
+        str(config.broadcast_timeout),
+    ]
+    budget = 120 + config.broadcasts * (config.broadcast_timeout + 1)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=budget)
+    if done.returncode not in (0, 1):
+        raise BenchmarkError(f"sse_fanout failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def run_target(target: Target, config: Config, log_dir: Path) -> Outcome:
+    """Prepare the target, then run each selected benchmark on a fresh server."""
+    outcome = Outcome()
+    try:
+        if target.prepare is not None:
+            target.prepare()
+    except (ServerError, subprocess.SubprocessError, OSError) as error:
+        outcome.errors.append(f"prepare: {error}")
+        return outcome
+    for name in (b for b in config.benchmarks if b in target.benchmarks):
+        print(f"[{target.name}] {name} ...", flush=True)
+        try:
+            outcome.results[name] = run_on_fresh_server(target, name, config, log_dir)
+        except ServerError as error:
+            outcome.errors.append(f"{name}: {error}")
+            break
+        except (BenchmarkError, WrkError, OSError, ValueError, subprocess.SubprocessError) as error:
+            outcome.errors.append(f"{name}: {error}")
+        else:
+            print(f"[{target.name}] {name}: {summary_line(outcome.results[name])}", flush=True)
+    return outcome
+
+
+def run_on_fresh_server(target: Target, name: str, config: Config, log_dir: Path) -> dict[str, Any]:
+    """Start the target's server, run one benchmark, stop the server."""
+    server = start_server(target, config.server_cpu, log_dir / f"{target.name}-{name}.log")
+    try:
+        return run_benchmark(name, server, config)
+    finally:
+        stop_server(server)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """A short progress line for one benchmark result."""
+    if "rps" in result:
+        return (
+            f"{result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
+            f"p99 {result['p99_ms']:.2f} ms, errors {result['errors']}"
+        )
+    return (
+        f"{result['connected']} streams, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+        f"lost {result['lost']}, {result['rss_per_stream_kib']} KiB/stream"
+    )
+
+
+def build_targets(args: argparse.Namespace) -> list[Target]:
+    """The selected targets, with `--target` and `--cwd` overrides applied."""
+    known = default_targets(args.seed_dir)
+    custom = dict(_pair(item, "--target") for item in args.target)
+    for name, command in custom.items():
+        base = known.get(name)
+        known[name] = (
+            dataclasses.replace(base, command=command, prepare=None)
+            if base
+            else Target(name=name, command=command, cwd=REPO_ROOT)
+        )
+    for name, folder in (_pair(item, "--cwd") for item in args.cwd):
+        if name not in known:
+            raise SystemExit(f"--cwd: unknown target {name!r}")
+        known[name] = dataclasses.replace(known[name], cwd=Path(folder))
+    selected = args.targets.split(",") if args.targets else [*DEFAULT_TARGETS, *custom]
+    unknown = [name for name in selected if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown target(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[name] for name in dict.fromkeys(selected)]
+
+
+def _pair(item: str, flag: str) -> tuple[str, str]:
+    """Split `NAME=VALUE`."""
+    name, sep, value = item.partition("=")
+    if not sep or not name or not value:
+        raise SystemExit(f"{flag} expects NAME=VALUE, got {item!r}")
+    return name, value
+
+
+def preflight(config: Config) -> None:
+    """Check the tools and the machine before starting anything."""
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset is missing (Debian package util-linux)")
+    if {"token", "add"} & set(config.benchmarks) and shutil.which("wrk") is None:
+        raise SystemExit(WRK_MISSING)
+    cpus = os.cpu_count() or 1
+    if max(config.server_cpu, config.client_cpu) >= cpus:
+        raise SystemExit(f"only {cpus} CPU(s): pass --server-cpu/--client-cpu within 0..{cpus - 1}")
+    if config.server_cpu == config.client_cpu:
+        print("warning: server and load generator share a core", file=sys.stderr)
+    limit = raise_own_fd_limit()
+    if "sse" in config.benchmarks and limit < config.subscribers + 64:
+        raise SystemExit(
+            f"open-file hard limit {limit} is too low for {config.subscribers} streams"
+        )
+
+
+def machine_info(benchmarks: Sequence[str]) -> dict[str, Any]:
+    """Where and with what the numbers were taken."""
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "wrk": wrk_version() if {"token", "add"} & set(benchmarks) else None,
+        "calcmcp_commit": _git_commit(),
+    }
+
+
+def _cpu_model() -> str | None:
+    """The CPU model name from /proc/cpuinfo."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), None)
+
+
+def _git_commit() -> str | None:
+    """The repository's HEAD commit, if there is one."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    add = parser.add_argument
+    add(
+        "--targets",
+        help=f"comma-separated targets to run (default: {','.join(DEFAULT_TARGETS)}"
+        " plus any --target)",
+    )
+    add(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="add a target or replace a default one's command; {port} is substituted, e.g.\n"
+        "--target 'calcmcp=.venv/bin/python -m uvicorn --factory src.bootstrap:create_app "
+        "--host 127.0.0.1 --port {port} --no-access-log'",
+    )
+    add("--cwd", action="append", default=[], metavar="NAME=DIR", help="a target's working dir")
+    add(
+        "--seed-dir",
+        type=Path,
+        default=Path(os.environ.get("CALCMCP_SEED_DIR", DEFAULT_SEED_DIR)),
+        help="the reference implementation (default: %(default)s)",
+    )
+    add(
+        "--bench", default=",".join(ALL_BENCHMARKS), help="benchmarks to run (default: %(default)s)"
+    )
+    add("--connections", type=int, default=32, help="wrk connections (default: %(default)s)")
+    add("--duration", type=float, default=10.0, help="wrk seconds per run (default: %(default)s)")
+    add("--warmup", type=float, default=2.0, help="wrk warm-up seconds (default: %(default)s)")
+    add("--threads", type=int, default=1, help="wrk threads (default: %(default)s)")
+    add(
+        "--subscribers",
+        type=int,
+        default=1000,
+        help="SSE streams, up to 10000 (default: %(default)s)",
+    )
+    add("--broadcasts", type=int, default=20, help="SSE broadcasts (default: %(default)s)")
+    add(
+        "--broadcast-timeout",
+        type=float,
+        default=30.0,
+        help="seconds per broadcast (default: %(default)s)",
+    )
+    add("--server-cpu", type=int, default=0, help="core for the server (default: %(default)s)")
+    add(
+        "--client-cpu",
+        type=int,
+        default=1,
+        help="core for wrk and the SSE client (default: %(default)s)",
+    )
+    add("--results-dir", type=Path, default=BENCH_DIR / "results", help="default: %(default)s")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """Validate the flags into a Config."""
+    benchmarks = tuple(b for b in args.bench.split(",") if b)
+    bad = [b for b in benchmarks if b not in ALL_BENCHMARKS]
+    if bad or not benchmarks:
+        raise SystemExit(f"--bench: choose from {','.join(ALL_BENCHMARKS)}")
+    if not 1 <= args.subscribers <= 10000:
+        raise SystemExit("--subscribers must be between 1 and 10000")
+    wrk = WrkSettings(
+        connections=args.connections,
+        duration=args.duration,
+        warmup=args.warmup,
+        threads=args.threads,
+        cpu=args.client_cpu,
+    )
+    return Config(
+        benchmarks=benchmarks,
+        wrk=wrk,
+        subscribers=args.subscribers,
+        broadcasts=args.broadcasts,
+        broadcast_timeout=args.broadcast_timeout,
+        server_cpu=args.server_cpu,
+        client_cpu=args.client_cpu,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every selected target, print the report and write the JSON file."""
+    args = parse_args(argv)
+    config = config_from(args)
+    targets = build_targets(args)
+    preflight(config)
+    started = dt.datetime.now(dt.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    log_dir = args.results_dir / "logs" / stamp
+    outcomes = {target.name: run_target(target, config, log_dir) for target in targets}
+    results = {name: outcome.results for name, outcome in outcomes.items()}
+    failures = {name: outcome.errors for name, outcome in outcomes.items() if outcome.errors}
+    document = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(config.benchmarks),
+        "config": {**dataclasses.asdict(config), "seed_dir": str(args.seed_dir)},
+        "targets": {
+            t.name: {
+                "command": t.command,
+                "cwd": str(t.cwd),
+                "results": results[t.name],
+                "errors": outcomes[t.name].errors,
+            }
+            for t in targets
+        },
+        "metrics": flatten_metrics(results),
+        "ratios": ratios(results),
+    }
+    out = args.results_dir / f"{stamp}.json"
+    write_json(out, document)
+    print("\n" + render(results, failures) + f"\n\nresults: {out}\nserver logs: {log_dir}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

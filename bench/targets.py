@@ -1,0 +1,220 @@
+"""Benchmark targets: which server command to run, where, and the life of its process."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import os
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+DEFAULT_SEED_DIR = REPO_ROOT.parent / "shared" / "reference" / "seed_fastapi"
+SEED_VENV = BENCH_DIR / ".venv-seed"
+CALCMCP_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+ALL_BENCHMARKS = ("token", "add", "sse")
+HOST = "127.0.0.1"
+UVICORN_FLAGS = "--host 127.0.0.1 --port {port} --no-access-log"
+
+
+class ServerError(RuntimeError):
+    """A server could not be prepared, started or reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A named server: a command template (with `{port}`), its folder and what it serves."""
+
+    name: str
+    command: str
+    cwd: Path
+    benchmarks: tuple[str, ...] = ALL_BENCHMARKS
+    auth: bool = True
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    prepare: Callable[[], None] | None = None
+
+    def argv(self, port: int) -> list[str]:
+        """The server's argument vector for `port`."""
+        return shlex.split(self.command.replace("{port}", str(port)))
+
+
+@dataclasses.dataclass
+class Server:
+    """A running server process started by the harness."""
+
+    target: Target
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        """Where the server listens."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The server's own process id (the leaf of a wrapper chain such as `sh -c`)."""
+        return leaf_pid(self.process.pid)
+
+
+def default_targets(seed_dir: Path) -> dict[str, Target]:
+    """The built-in targets: the reference `seed`, a `bare` Litestar endpoint and `calcmcp`."""
+    calcmcp_python = shlex.quote(str(CALCMCP_PYTHON))
+    seed_python = shlex.quote(str(SEED_VENV / "bin" / "python"))
+    return {
+        "seed": Target(
+            name="seed",
+            command=f"{seed_python} -m uvicorn app.main:app {UVICORN_FLAGS}",
+            cwd=seed_dir,
+            env={"PYTHONDONTWRITEBYTECODE": "1"},
+            prepare=lambda: ensure_seed_venv(seed_dir, SEED_VENV),
+        ),
+        "bare": Target(
+            name="bare",
+            command=f"{calcmcp_python} -m uvicorn bare_app:app {UVICORN_FLAGS}",
+            cwd=BENCH_DIR,
+            benchmarks=("add",),
+            auth=False,
+        ),
+        "calcmcp": Target(
+            name="calcmcp",
+            command=(
+                f"{calcmcp_python} -m uvicorn --factory src.bootstrap:create_app {UVICORN_FLAGS}"
+            ),
+            cwd=REPO_ROOT,
+        ),
+    }
+
+
+def ensure_seed_venv(seed_dir: Path, venv: Path) -> None:
+    """Create `venv` from the seed's requirements.txt unless it is already up to date.
+
+    The seed folder is read-only: only `venv` (under bench/) is written.
+    """
+    requirements = seed_dir / "requirements.txt"
+    if not requirements.is_file():
+        raise ServerError(f"no {requirements}: pass --seed-dir")
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / ".requirements.sha256"
+    python = venv / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return
+    print(f"[seed] installing {requirements} into {venv} ...", flush=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.write_text(digest + "\n")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(target: Target, cpu: int, log_path: Path, ready_timeout: float = 60.0) -> Server:
+    """Start `target` pinned to `cpu` on a free port and wait until it answers HTTP."""
+    port = free_port()
+    argv = ["taskset", "-c", str(cpu), *target.argv(port)]
+    env = {**os.environ, **target.env}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=target.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(target, port, process, log_path)
+    try:
+        wait_ready(server, ready_timeout)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def wait_ready(server: Server, timeout: float) -> None:
+    """Poll until the server answers any HTTP response on `/` (a 404 counts as ready)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServerError(
+                f"{server.target.name} exited with code {server.process.returncode}:\n"
+                + log_tail(server.log_path)
+            )
+        if answers_http(HOST, server.port):
+            return
+        time.sleep(0.1)
+    raise ServerError(f"{server.target.name} not ready after {timeout:.0f} s")
+
+
+def answers_http(host: str, port: int) -> bool:
+    """Whether something on host:port answers an HTTP request."""
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+def stop_server(server: Server, grace: float = 10.0) -> None:
+    """Stop the server: SIGTERM, then SIGKILL after `grace` seconds."""
+    process = server.process
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a server log, for error messages."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def leaf_pid(pid: int) -> int:
+    """Follow a chain of single children (e.g. `sh -c`, `uv run`) down to the real server."""
+    for _ in range(8):
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        try:
+            kids = children.read_text().split()
+        except OSError:
+            return pid
+        if len(kids) != 1:
+            return pid
+        pid = int(kids[0])
+    return pid
+
+
+def raise_own_fd_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit; servers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return int(hard)

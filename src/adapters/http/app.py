@@ -1,0 +1,127 @@
+"""The Litestar application factory: routes, dependencies, error mapping, OpenAPI docs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.response import Redirect
+
+from src.adapters.http import calculator, events, token
+from src.adapters.http.auth import BearerAuth
+from src.adapters.http.errors import EXCEPTION_HANDLERS
+from src.adapters.http.events import StreamOptions
+from src.adapters.http.openapi import openapi_config
+from src.adapters.http.sse import FrameCache
+from src.application.authenticate import Authenticate
+from src.application.broadcast import Broadcast
+from src.application.calculate import Calculate
+from src.application.issue_token import IssueToken
+from src.application.security import Scope
+from src.application.stream_events import StreamEvents
+
+SCOPE_DESCRIPTIONS = {
+    Scope.CALCULATOR.value: "Use the calculator",
+    Scope.SSE.value: "Follow the event stream and broadcast messages",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpServices:
+    """Zero-argument factories of the use cases the routes run (from the container)."""
+
+    issue_token: Callable[[], IssueToken]
+    authenticate: Callable[[], Authenticate]
+    calculate: Callable[[], Calculate]
+    broadcast: Callable[[], Broadcast]
+    stream_events: Callable[[], StreamEvents]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    """What the HTTP adapter needs to know about its deployment.
+
+    Attributes:
+        resource: this server's resource URL: the audience its tokens must carry.
+        ping_interval: seconds between keep-alive comments on an idle event stream.
+        retry_ms: the reconnection delay event-stream clients are told.
+        version: the service version shown in the docs.
+    """
+
+    resource: str
+    ping_interval: float = 15.0
+    retry_ms: int = 3000
+    version: str = "0.1.0"
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def index() -> dict[str, str]:
+    """What this server is, and where its docs are."""
+    return {
+        "service": "calcmcp",
+        "docs": "/docs",
+        "redoc": "/redoc",
+        "openapi": "/schema/openapi.json",
+    }
+
+
+@get("/docs", include_in_schema=False, sync_to_thread=False)
+def docs() -> Redirect:
+    """Swagger UI."""
+    return Redirect("/schema/swagger")
+
+
+@get("/redoc", include_in_schema=False, sync_to_thread=False)
+def redoc() -> Redirect:
+    """ReDoc."""
+    return Redirect("/schema/redoc")
+
+
+def _provide(factory: Callable[[], Any]) -> Provide:
+    # Litestar inspects a provider's signature; container providers are not inspectable.
+    def provide() -> Any:
+        return factory()
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_app(
+    services: HttpServices,
+    settings: HttpSettings,
+    *,
+    on_startup: Sequence[Callable[[], Any]] = (),
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+) -> Litestar:
+    """Build the Litestar application around the use cases."""
+    auth = BearerAuth(authenticate=services.authenticate, resource=settings.resource)
+    options = StreamOptions(
+        ping_interval=settings.ping_interval, retry_ms=settings.retry_ms, frames=FrameCache()
+    )
+    return Litestar(
+        route_handlers=[
+            index,
+            docs,
+            redoc,
+            token.token,
+            *calculator.handlers,
+            events.events,
+            events.broadcast,
+        ],
+        dependencies={
+            "principal": Provide(auth.principal),
+            "issue_token": _provide(services.issue_token),
+            "calculate": _provide(services.calculate),
+            "broadcast": _provide(services.broadcast),
+            "stream_events": _provide(services.stream_events),
+            "stream_options": _provide(lambda: options),
+        },
+        exception_handlers=cast("Any", EXCEPTION_HANDLERS),
+        openapi_config=openapi_config(
+            title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
+        ),
+        on_startup=list(on_startup),
+        on_shutdown=list(on_shutdown),
+    )

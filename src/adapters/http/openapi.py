@@ -1,0 +1,81 @@
+"""The OpenAPI document: an OAuth 2.0 client-credentials scheme, so Swagger UI's Authorize works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
+
+from src.adapters.http.errors import OAuthError, Problem
+from src.adapters.http.wire import CalculationBody
+
+SCHEME = "oauth2"
+CALCULATOR_SECURITY: list[dict[str, list[str]]] = [{SCHEME: ["calculator"]}]
+SSE_SECURITY: list[dict[str, list[str]]] = [{SCHEME: ["sse"]}]
+
+DESCRIPTION = """\
+A calculator for AI agents and machine clients, over REST and as a live event stream, behind
+OAuth 2.0 client credentials.
+
+Press **Authorize**, enter a client id and secret (the development default is
+`example_client_id` / `example_client_secret`, off in production) and tick the scopes you need.
+"""
+
+
+def problem_spec(description: str) -> ResponseSpec:
+    """A documented problem-details response."""
+    return ResponseSpec(
+        data_container=Problem, description=description, media_type="application/problem+json"
+    )
+
+
+def bearer_responses() -> dict[int, ResponseSpec]:
+    """The refusals every bearer-protected route may answer with."""
+    return {
+        401: problem_spec("Missing or invalid access token (`WWW-Authenticate: Bearer`)"),
+        403: problem_spec("The token lacks the scope this route needs"),
+    }
+
+
+def calculator_responses() -> dict[int, ResponseSpec]:
+    """The calculator's documented responses."""
+    return {
+        200: ResponseSpec(data_container=CalculationBody, description="The exact result"),
+        400: problem_spec("An operand is invalid or out of range, or division by zero"),
+        **bearer_responses(),
+    }
+
+
+def token_responses() -> dict[int, ResponseSpec]:
+    """The token endpoint's documented error responses."""
+    return {
+        400: ResponseSpec(data_container=OAuthError, description="RFC 6749 §5.2 error"),
+        401: ResponseSpec(data_container=OAuthError, description="Client authentication failed"),
+    }
+
+
+def openapi_config(*, title: str, version: str, scopes: dict[str, str]) -> OpenAPIConfig:
+    """The document, its renderers (Swagger UI, ReDoc, JSON) and the OAuth scheme."""
+    flows = OAuthFlows(client_credentials=OAuthFlow(token_url="/token", scopes=scopes))
+    swagger_oauth: dict[str, Any] = {"clientId": "", "scopes": " ".join(scopes)}
+    return OpenAPIConfig(
+        title=title,
+        version=version,
+        description=DESCRIPTION,
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(path="/swagger", init_oauth=swagger_oauth),
+            RedocRenderPlugin(path="/redoc"),
+            JsonRenderPlugin(path="/openapi.json"),
+        ],
+        components=Components(
+            security_schemes={SCHEME: SecurityScheme(type="oauth2", flows=flows)}
+        ),
+        tags=[
+            Tag(name="OAuth 2.0", description="Client-credentials tokens"),
+            Tag(name="Calculator", description="Exact decimal arithmetic"),
+            Tag(name="Events", description="Live server-sent events"),
+        ],
+    )

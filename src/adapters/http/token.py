@@ -1,0 +1,107 @@
+"""``POST /token``: the OAuth 2.0 client-credentials grant (RFC 6749 §4.4, §2.3.1, §5)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import msgspec
+from litestar import Request, Response, post
+
+from src.adapters.http.errors import NO_STORE
+from src.application.errors import InvalidRequest
+from src.application.issue_token import IssueToken, IssueTokenCommand, TokenGrant
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 32
+
+
+class TokenResponse(msgspec.Struct):
+    """An RFC 6749 §5.1 access token response."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+def read_form(request: Request[Any, Any, Any], body: bytes) -> dict[str, str]:
+    """Parse a form body strictly: right media type, UTF-8, no repeated parameter.
+
+    Parameters sent without a value count as omitted (RFC 6749 §3.1).
+    """
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise InvalidRequest(f"the request body must be {FORM}")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("the request body is not a valid UTF-8 form") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise InvalidRequest(f"parameter '{name}' is repeated")
+        form[name] = value
+    return {name: value for name, value in form.items() if value}
+
+
+def client_credentials(header: str | None, form: dict[str, str]) -> tuple[str | None, str | None]:
+    """The client's id and secret, from HTTP Basic or from the form, never both."""
+    if header is None:
+        return form.get("client_id"), form.get("client_secret")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidRequest("client authentication must use the Basic scheme or the form")
+    if "client_secret" in form:
+        raise InvalidRequest("use one client authentication method, not Basic and the form")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("the Basic credentials are not valid base64 UTF-8") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise InvalidRequest("the Basic credentials must be 'client_id:client_secret'")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if form.get("client_id", client_id) != client_id:
+        raise InvalidRequest("client_id in the form does not match the Basic credentials")
+    return client_id, secret
+
+
+def token_response(grant: TokenGrant) -> Response[bytes]:
+    """A successful token response, never cached."""
+    body = TokenResponse(
+        access_token=grant.access_token,
+        token_type=grant.token_type,
+        expires_in=grant.expires_in,
+        scope=" ".join(grant.scopes),
+    )
+    return Response(msgspec.json.encode(body), media_type="application/json", headers=NO_STORE)
+
+
+@post(
+    "/token",
+    status_code=200,
+    tags=["OAuth 2.0"],
+    summary="Get an access token (client credentials)",
+    description=(
+        "RFC 6749 §4.4 client-credentials grant. Send an `application/x-www-form-urlencoded` body "
+        "with `grant_type=client_credentials`, optional `scope` (space-separated; default: all "
+        "the client's scopes), and authenticate with HTTP Basic or with `client_id` and "
+        "`client_secret` in the form. Errors follow RFC 6749 §5.2."
+    ),
+    request_max_body_size=64 * 1024,
+)
+async def token(request: Request[Any, Any, Any], issue_token: IssueToken) -> Response[bytes]:
+    """Issue an access token."""
+    form = read_form(request, await request.body())
+    client_id, secret = client_credentials(request.headers.get("authorization"), form)
+    command = IssueTokenCommand(
+        grant_type=form.get("grant_type"),
+        client_id=client_id,
+        client_secret=secret,
+        scope=form.get("scope"),
+    )
+    return token_response(await issue_token.execute(command))

@@ -1,0 +1,1 @@
+"""Access tokens as signed JWTs (RFC 9068), on pyjwt."""

@@ -1,0 +1,1 @@
+"""In-process adapters: the embedded defaults for one process, and fakes for tests."""

@@ -1,0 +1,52 @@
+"""Refusals raised by use cases; every message is safe to show the client."""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """Base of every refusal a use case makes."""
+
+
+class AuthenticationRequired(ApplicationError):
+    """No access token was presented."""
+
+
+class InvalidToken(ApplicationError):
+    """The access token is malformed, forged, expired, revoked or meant for another resource."""
+
+
+class InsufficientScope(ApplicationError):
+    """The token is valid but lacks the scope the operation needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this operation needs the '{scope}' scope")
+        self.scope = scope
+
+
+class InvalidRequest(ApplicationError):
+    """A token request is missing a parameter, repeats one, or is otherwise malformed."""
+
+
+class InvalidClient(ApplicationError):
+    """Client authentication failed: unknown client, wrong secret, or disabled client."""
+
+
+class InvalidScope(ApplicationError):
+    """The requested scope is unknown or beyond what the client may ask for."""
+
+
+class UnsupportedGrantType(ApplicationError):
+    """The grant type is not one this server issues tokens for."""
+
+
+class UnauthorizedClient(ApplicationError):
+    """The client is not allowed to use the grant type it asked for."""
+
+
+class StreamEnded(ApplicationError):
+    """An event stream has ended; ``reason`` says why, ``retry`` whether resuming makes sense."""
+
+    def __init__(self, reason: str, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry = retry

@@ -1,0 +1,19 @@
+"""The ports the use cases need, each a narrow ``typing.Protocol`` named for its role."""
+
+from src.application.ports.clients import ClientRegistry, RegisteredClient
+from src.application.ports.events import EventBus, EventRecord, Subscription, SubscriptionClosed
+from src.application.ports.system import Clock, IdSource
+from src.application.ports.tokens import AccessTokenClaims, TokenCodec
+
+__all__ = [
+    "AccessTokenClaims",
+    "ClientRegistry",
+    "Clock",
+    "EventBus",
+    "EventRecord",
+    "IdSource",
+    "RegisteredClient",
+    "Subscription",
+    "SubscriptionClosed",
+    "TokenCodec",
+]

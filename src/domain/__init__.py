@@ -1,0 +1,1 @@
+"""The calculator's pure core: exact decimal arithmetic and the events it produces."""
