@@ -59,7 +59,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     env: Annotated[str, _doc("`production` turns the development client off")] = "development"
     host: Annotated[str, _doc("Interface to listen on")] = "127.0.0.1"
     port: Annotated[int, _doc("TCP port to listen on")] = 8001
-    public_url: Annotated[str, _doc("Base URL clients use; token issuer and audience")] = ""
+    public_url: Annotated[
+        str, _doc("Base URL clients use (default http://localhost:PORT): token issuer, audience")
+    ] = ""
     data_dir: Annotated[str, _doc("Directory for state kept across restarts")] = "data"
     jwt_secret: Annotated[str, _doc("HS256 signing secret (default: generated in data dir)")] = ""
     token_lifetime: Annotated[int, _doc("Access-token lifetime, seconds"), msgspec.Meta(ge=60)] = (
@@ -98,6 +100,17 @@ def load_settings(
         return msgspec.convert(ours, Settings, strict=False)
     except msgspec.ValidationError as error:
         raise SystemExit(f"calcmcp: invalid configuration: {error} (CALCMCP_* variables)") from None
+
+
+def settings_reference() -> str:
+    """The configuration reference as a Markdown table, generated from :class:`Settings`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in msgspec.structs.fields(Settings):
+        meta = [m for m in getattr(field.type, "__metadata__", ()) if m.description]
+        default = "" if field.default in ("", None) else f"`{field.default}`"
+        meaning = meta[0].description if meta else ""
+        rows.append(f"| `{ENV_PREFIX}{field.encode_name}` | {default} | {meaning} |")
+    return "\n".join(rows)
 
 
 def client_seeds(settings: Settings) -> list[ClientSeed]:
@@ -273,12 +286,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: CALCMCP_PORT or 8001)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    commands.add_parser("config", help="print the configuration reference (Markdown)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``calcmcp`` command line."""
     args = _parser().parse_args(argv)
+    if args.command == "config":
+        print(settings_reference())
+        return 0
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
