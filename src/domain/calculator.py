@@ -111,17 +111,20 @@ class Calculator:
         limits = self.limits
         if len(text) > limits.max_text_length:
             raise OperandOutOfRange(f"{name} is longer than {limits.max_text_length} characters")
-        if _NON_FINITE.fullmatch(text):
-            raise InvalidOperand(f"{name} must be a finite number, not NaN or infinity")
         if not _NUMBER.fullmatch(text):
+            if _NON_FINITE.fullmatch(text):
+                raise InvalidOperand(f"{name} must be a finite number, not NaN or infinity")
             raise InvalidOperand(f"{name} is not a decimal number (e.g. 42, -1.5, 6.02e23)")
         try:
             value = Decimal(text)
         except decimal.InvalidOperation:  # an exponent beyond what the decimal module can hold
             raise self._out_of_range(name) from None
-        if value.is_zero():
-            return Decimal(0)
-        digits = len(value.as_tuple().digits) - _trailing_zeros(value)
+        coefficient = value.as_tuple().digits
+        if coefficient[-1] == 0:
+            if value.is_zero():
+                return Decimal(0)
+            coefficient = _without_trailing_zeros(coefficient)
+        digits = len(coefficient)
         if digits > limits.max_digits:
             raise OperandOutOfRange(
                 f"{name} has {digits} significant digits; at most {limits.max_digits} are accepted"
@@ -157,11 +160,8 @@ class Calculator:
         )
 
 
-def _trailing_zeros(value: Decimal) -> int:
-    digits = value.as_tuple().digits
-    count = 0
-    for digit in reversed(digits):
-        if digit:
-            break
-        count += 1
-    return count
+def _without_trailing_zeros(digits: tuple[int, ...]) -> tuple[int, ...]:
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+    return digits[:end]

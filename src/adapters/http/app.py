@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from litestar import Litestar, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
 
 from src.adapters.http import calculator, events, token
-from src.adapters.http.auth import BearerAuth
+from src.adapters.http.auth import bearer_auth
 from src.adapters.http.errors import EXCEPTION_HANDLERS
 from src.adapters.http.events import StreamOptions
 from src.adapters.http.openapi import openapi_config
@@ -57,7 +58,7 @@ class HttpSettings:
     version: str = "0.1.0"
 
 
-@get("/", include_in_schema=False, sync_to_thread=False)
+@get("/", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
 def index() -> dict[str, str]:
     """What this server is, and where its docs are."""
     return {
@@ -68,13 +69,13 @@ def index() -> dict[str, str]:
     }
 
 
-@get("/docs", include_in_schema=False, sync_to_thread=False)
+@get("/docs", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
 def docs() -> Redirect:
     """Swagger UI."""
     return Redirect("/schema/swagger")
 
 
-@get("/redoc", include_in_schema=False, sync_to_thread=False)
+@get("/redoc", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
 def redoc() -> Redirect:
     """ReDoc."""
     return Redirect("/schema/redoc")
@@ -96,7 +97,6 @@ def create_app(
     on_shutdown: Sequence[Callable[[], Any]] = (),
 ) -> Litestar:
     """Build the Litestar application around the use cases."""
-    auth = BearerAuth(authenticate=services.authenticate, resource=settings.resource)
     options = StreamOptions(
         ping_interval=settings.ping_interval, retry_ms=settings.retry_ms, frames=FrameCache()
     )
@@ -111,17 +111,17 @@ def create_app(
             events.broadcast,
         ],
         dependencies={
-            "principal": Provide(auth.principal),
             "issue_token": _provide(services.issue_token),
             "calculate": _provide(services.calculate),
             "broadcast": _provide(services.broadcast),
             "stream_events": _provide(services.stream_events),
-            "stream_options": _provide(lambda: options),
         },
+        middleware=[bearer_auth(authenticate=services.authenticate, resource=settings.resource)],
         exception_handlers=cast("Any", EXCEPTION_HANDLERS),
         openapi_config=openapi_config(
             title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
         ),
+        state=State({"stream_options": options}),
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
     )

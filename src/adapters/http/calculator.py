@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from src.adapters.http.openapi import CALCULATOR_SECURITY, calculator_responses
+from src.adapters.http.responses import JsonBody
 from src.adapters.http.wire import calculation_body, encoder
 from src.application.calculate import Calculate, CalculateCommand
 from src.application.security import Principal
@@ -81,19 +82,17 @@ def _handler(operation: Operation) -> HTTPRouteHandler:
         request_max_body_size=4096,
     )
     async def handler(
-        request: Request[Any, Any, Any],
+        request: Request[Principal, Any, Any],
         *,
-        principal: Principal,
         calculate: Calculate,
         a: OperandA = None,
         b: OperandB = None,
-    ) -> Response[bytes]:
+    ) -> JsonBody:
         first, second = await operands(request, a, b)
         command = CalculateCommand(operation=operation, a=first, b=second)
-        calculation = await calculate.execute(principal, command)
-        return Response(
-            encoder.encode(calculation_body(calculation)), media_type="application/json"
-        )
+        calculation = await calculate.execute(request.user, command)
+        body = encoder.encode(calculation_body(calculation))
+        return JsonBody(body)
 
     return handler
 

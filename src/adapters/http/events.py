@@ -8,10 +8,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import ClientException
-from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
-from src.adapters.http.openapi import SSE_SECURITY, bearer_responses, problem_spec
+from src.adapters.http.openapi import (
+    SSE_SECURITY,
+    bearer_responses,
+    problem_spec,
+    response_spec,
+)
 from src.adapters.http.sse import EventStreamResponse, FrameCache, last_event_id
 from src.application.broadcast import Broadcast, BroadcastCommand
 from src.application.security import Principal
@@ -59,16 +63,14 @@ def _event_types(types: str | None) -> frozenset[EventType] | None:
     security=SSE_SECURITY,
     media_type="text/event-stream",
     responses={
-        200: ResponseSpec(data_container=str, description="The event stream"),
+        200: response_spec(str, "The event stream", media_type="text/event-stream"),
         **bearer_responses(),
     },
 )
 async def events(
-    request: Request[Any, Any, Any],
+    request: Request[Principal, Any, Any],
     *,
-    principal: Principal,
     stream_events: StreamEvents,
-    stream_options: StreamOptions,
     last_id: Annotated[
         str | None,
         Parameter(query="lastEventId", description="Resume after this event id (header wins)."),
@@ -82,7 +84,10 @@ async def events(
     command = StreamEventsCommand(
         last_event_id=last_event_id(request, last_id), types=_event_types(types)
     )
-    stream = await stream_events.execute(principal, command)
+    stream = await stream_events.execute(request.user, command)
+    # from app state, not a second dependency: Litestar resolves sibling dependencies in a task
+    # group, which would cost every connection two extra tasks
+    stream_options: StreamOptions = request.app.state.stream_options
     return EventStreamResponse(
         stream,
         frames=stream_options.frames,
@@ -108,9 +113,8 @@ async def events(
     request_max_body_size=64 * 1024,
 )
 async def broadcast(
-    request: Request[Any, Any, Any],
+    request: Request[Principal, Any, Any],
     *,
-    principal: Principal,
     broadcast: Broadcast,
     message: Annotated[str | None, Parameter(description="The message.")] = None,
 ) -> BroadcastResponse:
@@ -123,5 +127,5 @@ async def broadcast(
             raise ClientException(
                 'message is required: ?message=... or a JSON body {"message": "..."}'
             ) from None
-    receipt = await broadcast.execute(principal, BroadcastCommand(message=message))
+    receipt = await broadcast.execute(request.user, BroadcastCommand(message=message))
     return BroadcastResponse(status="Message broadcast", event_id=receipt.event_id)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
 
 from src.adapters.http.errors import OAuthError, Problem
-from src.adapters.http.wire import CalculationBody
+from src.adapters.http.wire import TokenResponse
 
 SCHEME = "oauth2"
+Number = Annotated[float, msgspec.Meta(description="A JSON number, written from the exact decimal")]
+
+
+class Calculation(msgspec.Struct):
+    """A calculator result, as documented (the wire carries exact decimals as JSON numbers)."""
+
+    operation: Literal["add", "subtract", "multiply", "divide"]
+    a: Number
+    b: Number
+    result: Number
+
+
 CALCULATOR_SECURITY: list[dict[str, list[str]]] = [{SCHEME: ["calculator"]}]
 SSE_SECURITY: list[dict[str, list[str]]] = [{SCHEME: ["sse"]}]
 
@@ -24,11 +37,19 @@ Press **Authorize**, enter a client id and secret (the development default is
 """
 
 
+def response_spec(data_container: Any, description: str, **kwargs: Any) -> ResponseSpec:
+    """A documented response, without generated examples."""
+    return ResponseSpec(
+        data_container=data_container,
+        description=description,
+        generate_examples=False,
+        **kwargs,
+    )
+
+
 def problem_spec(description: str) -> ResponseSpec:
     """A documented problem-details response."""
-    return ResponseSpec(
-        data_container=Problem, description=description, media_type="application/problem+json"
-    )
+    return response_spec(Problem, description, media_type="application/problem+json")
 
 
 def bearer_responses() -> dict[int, ResponseSpec]:
@@ -42,17 +63,18 @@ def bearer_responses() -> dict[int, ResponseSpec]:
 def calculator_responses() -> dict[int, ResponseSpec]:
     """The calculator's documented responses."""
     return {
-        200: ResponseSpec(data_container=CalculationBody, description="The exact result"),
+        200: response_spec(Calculation, "The exact result"),
         400: problem_spec("An operand is invalid or out of range, or division by zero"),
         **bearer_responses(),
     }
 
 
 def token_responses() -> dict[int, ResponseSpec]:
-    """The token endpoint's documented error responses."""
+    """The token endpoint's documented responses."""
     return {
-        400: ResponseSpec(data_container=OAuthError, description="RFC 6749 §5.2 error"),
-        401: ResponseSpec(data_container=OAuthError, description="Client authentication failed"),
+        200: response_spec(TokenResponse, "An access token (no-store)"),
+        400: response_spec(OAuthError, "RFC 6749 §5.2 error"),
+        401: response_spec(OAuthError, "Client authentication failed"),
     }
 
 

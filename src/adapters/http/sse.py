@@ -141,7 +141,8 @@ class _ASGIEventStream(ASGIResponse):
                         end = notice("end", ended.reason, str(ended), retry=ended.retry)
                         await _chunk(send, end)
                     break
-                await _chunk(send, frames.frames(batch) if batch else PING)
+                body = frames.frames(batch) if batch else PING
+                await send({"type": "http.response.body", "body": body, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the connection is gone: nothing more to say
             pass

@@ -8,23 +8,17 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 
 from src.adapters.http.errors import NO_STORE
+from src.adapters.http.openapi import token_responses
+from src.adapters.http.responses import JsonBody
+from src.adapters.http.wire import TokenResponse
 from src.application.errors import InvalidRequest
 from src.application.issue_token import IssueToken, IssueTokenCommand, TokenGrant
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 32
-
-
-class TokenResponse(msgspec.Struct):
-    """An RFC 6749 §5.1 access token response."""
-
-    access_token: str
-    token_type: str
-    expires_in: int
-    scope: str
 
 
 def read_form(request: Request[Any, Any, Any], body: bytes) -> dict[str, str]:
@@ -70,7 +64,10 @@ def client_credentials(header: str | None, form: dict[str, str]) -> tuple[str | 
     return client_id, secret
 
 
-def token_response(grant: TokenGrant) -> Response[bytes]:
+NO_STORE_RAW = tuple((k.lower().encode(), v.encode()) for k, v in NO_STORE.items())
+
+
+def token_response(grant: TokenGrant) -> JsonBody:
     """A successful token response, never cached."""
     body = TokenResponse(
         access_token=grant.access_token,
@@ -78,7 +75,7 @@ def token_response(grant: TokenGrant) -> Response[bytes]:
         expires_in=grant.expires_in,
         scope=" ".join(grant.scopes),
     )
-    return Response(msgspec.json.encode(body), media_type="application/json", headers=NO_STORE)
+    return JsonBody(msgspec.json.encode(body), headers=NO_STORE_RAW)
 
 
 @post(
@@ -93,8 +90,10 @@ def token_response(grant: TokenGrant) -> Response[bytes]:
         "`client_secret` in the form. Errors follow RFC 6749 §5.2."
     ),
     request_max_body_size=64 * 1024,
+    exclude_from_auth=True,
+    responses=token_responses(),
 )
-async def token(request: Request[Any, Any, Any], issue_token: IssueToken) -> Response[bytes]:
+async def token(request: Request[Any, Any, Any], issue_token: IssueToken) -> JsonBody:
     """Issue an access token."""
     form = read_form(request, await request.body())
     client_id, secret = client_credentials(request.headers.get("authorization"), form)

@@ -27,6 +27,15 @@ class CalculationBody(msgspec.Struct):
     result: Decimal
 
 
+class TokenResponse(msgspec.Struct):
+    """An RFC 6749 §5.1 access token response."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
 class BroadcastData(msgspec.Struct, tag="broadcast", tag_field="type"):
     """The ``data`` of a broadcast event."""
 

@@ -1,92 +1,15 @@
-"""The in-process event bus: a bounded replay log and bounded per-subscriber queues.
-
-Hand-written rather than built on ``asyncio.Queue``: a subscriber here is a deque and at most one
-waiting future, a few hundred bytes, because a process may hold ten thousand of them and a publish
-must reach them all within milliseconds.
-"""
+"""The in-process event bus: a replay log bounded by count and age, fanned out locally."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
-from src.application.ports import EventBus, EventRecord, Subscription, SubscriptionClosed
+from src.adapters.fanout import Fanout
+from src.application.ports import EventBus, EventRecord, Subscription
 from src.domain.events import Event
-
-
-class _Subscriber(Subscription):
-    __slots__ = ("_bus", "_closed", "_gap", "_limit", "_pending", "_waiter", "wants")
-
-    def __init__(
-        self,
-        bus: MemoryEventBus,
-        wants: Callable[[Event], bool],
-        *,
-        limit: int,
-        replay: Iterable[EventRecord],
-        gap: bool,
-    ) -> None:
-        self._bus = bus
-        self.wants = wants
-        self._limit = limit
-        self._pending: deque[EventRecord] = deque(r for r in replay if wants(r.event))
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed: str | None = None
-        self._gap = gap
-
-    @property
-    def gap(self) -> bool:
-        return self._gap
-
-    def push(self, record: EventRecord) -> None:
-        """Queue ``record``; past the bound, end this subscription as ``overflow``."""
-        if len(self._pending) >= self._limit:
-            self.end("overflow")
-            return
-        self._pending.append(record)
-        self._wake()
-
-    def end(self, reason: str) -> None:
-        """End this subscription for ``reason`` and wake its reader."""
-        if self._closed is None:
-            self._closed = reason
-            self._bus.forget(self)
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def next_batch(self, timeout: float) -> Sequence[EventRecord]:
-        if not self._pending and self._closed is None:
-            await self._wait(timeout)
-        if self._closed is not None:  # pending events are dropped: the log still has them
-            raise SubscriptionClosed(self._closed)
-        batch = tuple(self._pending)
-        self._pending.clear()
-        return batch
-
-    async def _wait(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    def close(self) -> None:
-        self.end("closed")
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class MemoryEventBus(EventBus):
@@ -106,8 +29,8 @@ class MemoryEventBus(EventBus):
         self._last = 0
         self._log: deque[tuple[int, float, EventRecord]] = deque(maxlen=log_size)
         self._log_age = log_age
-        self._queue_size = queue_size
-        self._subscribers: dict[_Subscriber, None] = {}
+        self._fanout = Fanout(queue_size=queue_size)
+        self._closed = False
 
     async def publish(self, event: Event) -> str:
         sequence = self._last = self._last + 1
@@ -115,9 +38,7 @@ class MemoryEventBus(EventBus):
         now = time.monotonic()
         self._log.append((sequence, now, record))
         self._expire(now)
-        for subscriber in tuple(self._subscribers):
-            if subscriber.wants(event):
-                subscriber.push(record)
+        self._fanout.deliver(record)
         return record.id
 
     async def subscribe(self, *, after: str | None, wants: Callable[[Event], bool]) -> Subscription:
@@ -126,23 +47,20 @@ class MemoryEventBus(EventBus):
         if after is not None:
             self._expire(time.monotonic())
             replay, gap = self._since(after)
-        subscriber = _Subscriber(self, wants, limit=self._queue_size, replay=replay, gap=gap)
-        self._subscribers[subscriber] = None
+        subscriber = self._fanout.add(wants, replay, gap)
+        if self._closed:  # shutting down: the subscriber learns it at once
+            subscriber.end("shutdown")
         return subscriber
 
-    def forget(self, subscriber: _Subscriber) -> None:
-        """Stop delivering to ``subscriber``."""
-        self._subscribers.pop(subscriber, None)
-
     def close(self) -> None:
-        """End every subscription (server shutdown)."""
-        for subscriber in tuple(self._subscribers):
-            subscriber.end("shutdown")
+        """End every subscription, now and from now on (server shutdown)."""
+        self._closed = True
+        self._fanout.end_all("shutdown")
 
     @property
     def subscriber_count(self) -> int:
         """How many subscriptions are open."""
-        return len(self._subscribers)
+        return len(self._fanout)
 
     def _since(self, after: str) -> tuple[Iterable[EventRecord], bool]:
         """Records after id ``after``; and whether some were lost, or ``after`` is unknown."""
