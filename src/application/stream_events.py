@@ -48,6 +48,7 @@ class EventStream:
         """
         remaining = self._expires_at - self._clock.now()
         if remaining <= 0:
+            self._subscription.close()
             raise StreamEnded(
                 "token_expired",
                 "the access token has expired; reconnect with a fresh token and Last-Event-ID",

@@ -19,7 +19,7 @@ from src.domain.errors import DivisionByZero, InvalidOperand, OperandOutOfRange,
 
 # A JSON-number-like syntax in ASCII only: Decimal() alone would also accept "NaN", "Infinity",
 # "1_000", surrounding whitespace and non-ASCII digits, none of which a client should rely on.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _NON_FINITE = re.compile(r"[+-]?(?:s?nan\d*|inf|infinity)", re.IGNORECASE)
 
 

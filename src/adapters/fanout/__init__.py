@@ -57,6 +57,7 @@ class LocalSubscriber(Subscription):
     """One subscriber: a bounded queue of records and at most one waiting reader."""
 
     __slots__ = (
+        "_base_limit",
         "_closed",
         "_deadlines",
         "_gap",
@@ -78,10 +79,12 @@ class LocalSubscriber(Subscription):
         gap: bool = False,
     ) -> None:
         self.wants = wants
-        self._limit = limit
         self._deadlines = deadlines
         self._on_end = on_end
         self._pending: deque[EventRecord] = deque(r for r in replay if wants(r.event))
+        # the replay does not count against the bound until it has been read
+        self._base_limit = limit
+        self._limit = limit + len(self._pending)
         self._waiter: asyncio.Future[None] | None = None
         self._closed: str | None = None
         self._gap = gap
@@ -126,6 +129,7 @@ class LocalSubscriber(Subscription):
             raise SubscriptionClosed(self._closed)
         batch = tuple(self._pending)
         self._pending.clear()
+        self._limit = self._base_limit
         return batch
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -10,6 +11,8 @@ from collections.abc import Callable, Iterable
 from src.adapters.fanout import Fanout
 from src.application.ports import EventBus, EventRecord, Subscription
 from src.domain.events import Event
+
+_SEQUENCE = re.compile(r"[0-9]{1,19}")
 
 
 class MemoryEventBus(EventBus):
@@ -66,7 +69,7 @@ class MemoryEventBus(EventBus):
         """Records after id ``after``; and whether some were lost, or ``after`` is unknown."""
         everything = (record for _, _, record in self._log)
         boot, _, text = after.rpartition("-")
-        if boot != self._boot or not text.isdigit() or int(text) > self._last:
+        if boot != self._boot or not _SEQUENCE.fullmatch(text) or int(text) > self._last:
             return everything, True
         sequence = int(text)
         first = self._log[0][0] if self._log else self._last + 1

@@ -1,0 +1,99 @@
+"""Small hand-written fakes for the application's ports, and helpers the use-case tests share."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+
+from src.application.errors import InvalidToken
+from src.application.ports import (
+    AccessTokenClaims,
+    ClientRegistry,
+    Clock,
+    EventRecord,
+    IdSource,
+    RegisteredClient,
+    Subscription,
+    TokenCodec,
+)
+from src.application.security import Principal, Scope
+
+AUDIENCE = "https://calc.example/mcp"
+NOW = 1_700_000_000.0
+ALL_SCOPES = frozenset({Scope.CALCULATOR.value, Scope.SSE.value})
+
+
+class FakeClock(Clock):
+    """A wall clock that only moves when a test moves it."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self._now += seconds
+
+
+class SequentialIds(IdSource):
+    """Predictable ids: ``id-1``, ``id-2``, ..."""
+
+    def __init__(self, prefix: str = "id") -> None:
+        self._prefix = prefix
+        self._counter = itertools.count(1)
+
+    def new_id(self) -> str:
+        return f"{self._prefix}-{next(self._counter)}"
+
+
+class FakeTokenCodec(TokenCodec):
+    """Tokens are opaque handles on the claims they were issued for; unknown ones are invalid."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, AccessTokenClaims] = {}
+
+    def encode(self, claims: AccessTokenClaims) -> str:
+        token = f"token-{len(self.issued) + 1}"
+        self.issued[token] = claims
+        return token
+
+    def decode(self, token: str) -> AccessTokenClaims:
+        try:
+            return self.issued[token]
+        except KeyError:
+            raise InvalidToken("the access token is invalid") from None
+
+
+class FakeClientRegistry(ClientRegistry):
+    """Clients given as they are (including disabled ones), with plain-text secrets."""
+
+    def __init__(self, clients: Iterable[tuple[RegisteredClient, str]]) -> None:
+        self._clients = {client.client_id: (client, secret) for client, secret in clients}
+
+    async def verify(self, client_id: str, secret: str) -> RegisteredClient | None:
+        client, expected = self._clients.get(client_id, (None, None))
+        return client if expected == secret else None
+
+
+def principal(
+    client_id: str = "alice",
+    scopes: Iterable[str] = ALL_SCOPES,
+    *,
+    expires_at: float = NOW + 3600,
+) -> Principal:
+    """A principal as Authenticate would build it."""
+    return Principal(
+        client_id=client_id,
+        scopes=frozenset(scopes),
+        token_id=f"jti-{client_id}",
+        expires_at=expires_at,
+    )
+
+
+async def next_events(subscription: Subscription, timeout: float = 1.0) -> Sequence[EventRecord]:
+    """The next batch, which the test expects to be non-empty well within ``timeout``."""
+    batch = await subscription.next_batch(timeout)
+    assert batch, "expected events, got none before the timeout"
+    return batch
