@@ -50,3 +50,11 @@ class StreamEnded(ApplicationError):
         super().__init__(message)
         self.reason = reason
         self.retry = retry
+
+
+class UnknownClient(ApplicationError):
+    """An administrative command names a client that does not exist."""
+
+
+class ClientExists(ApplicationError):
+    """A client with that id is already registered."""

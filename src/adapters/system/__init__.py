@@ -17,8 +17,12 @@ class SystemClock(Clock):
 
 
 class SecretsIdSource(IdSource):
-    """128-bit URL-safe identifiers from the operating system's CSPRNG."""
+    """128-bit identifiers and 256-bit secrets, URL-safe, from the operating system's CSPRNG."""
 
     def new_id(self) -> str:
         """A fresh random identifier."""
         return secrets.token_urlsafe(16)
+
+    def new_secret(self) -> str:
+        """A fresh random client secret."""
+        return secrets.token_urlsafe(32)

@@ -1,18 +1,24 @@
 """The ports the use cases need, each a narrow ``typing.Protocol`` named for its role."""
 
-from src.application.ports.clients import ClientRegistry, RegisteredClient
+from src.application.ports.clients import ClientRegistry, ClientStore, RegisteredClient
 from src.application.ports.events import EventBus, EventRecord, Subscription, SubscriptionClosed
+from src.application.ports.security import AuditEvent, AuditTrail, RateLimiter, RevocationList
 from src.application.ports.system import Clock, IdSource
 from src.application.ports.tokens import AccessTokenClaims, TokenCodec
 
 __all__ = [
     "AccessTokenClaims",
+    "AuditEvent",
+    "AuditTrail",
     "ClientRegistry",
+    "ClientStore",
     "Clock",
     "EventBus",
     "EventRecord",
     "IdSource",
+    "RateLimiter",
     "RegisteredClient",
+    "RevocationList",
     "Subscription",
     "SubscriptionClosed",
     "TokenCodec",

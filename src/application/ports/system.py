@@ -19,3 +19,7 @@ class IdSource(Protocol):
     def new_id(self) -> str:
         """A fresh identifier with at least 128 bits of randomness, URL-safe."""
         ...
+
+    def new_secret(self) -> str:
+        """A fresh client secret with 256 bits of randomness, URL-safe."""
+        ...
