@@ -11,24 +11,32 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from dependency_injector import containers, providers
 from dotenv import dotenv_values
 
-from src.adapters.jwt.codec import JwtTokenCodec
-from src.adapters.jwt.keyfile import load_or_create_secret
+from src.adapters.jwt.codec import JwtTokenCodec, KeyRing
+from src.adapters.jwt.keys import KeyFile, static_hmac_key
+from src.adapters.logs import LoggingAuditTrail
 from src.adapters.memory.clients import ClientSeed, MemoryClientRegistry
 from src.adapters.memory.event_bus import MemoryEventBus
+from src.adapters.memory.rate_limits import MemoryRateLimiter
+from src.adapters.memory.revocations import MemoryRevocationList
 from src.adapters.system import SecretsIdSource, SystemClock
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
+from src.application.client_auth import ClientAuthenticator
+from src.application.introspect_token import IntrospectToken
 from src.application.issue_token import IssueToken
+from src.application.revoke_token import RevokeToken
+from src.application.security import Resources
 from src.application.stream_events import StreamEvents
 from src.domain.calculator import Calculator, CalculatorLimits
 
@@ -63,11 +71,26 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
         str, _doc("Base URL clients use (default http://localhost:PORT): token issuer, audience")
     ] = ""
     data_dir: Annotated[str, _doc("Directory for state kept across restarts")] = "data"
-    jwt_secret: Annotated[str, _doc("HS256 signing secret (default: generated in data dir)")] = ""
+    issuer: Annotated[str, _doc("Token issuer identifier (default: the public URL)")] = ""
+    jwt_algorithm: Annotated[
+        Literal["ES256", "EdDSA", "HS256"], _doc("Signing algorithm for new tokens")
+    ] = "ES256"
+    jwt_algorithms: Annotated[
+        str, _doc("Algorithms accepted when verifying, comma-separated (default: the signing one)")
+    ] = ""
+    jwt_secret: Annotated[
+        str, _doc("A fixed HS256 secret (32+ bytes) instead of keys kept in the data dir")
+    ] = ""
     token_lifetime: Annotated[int, _doc("Access-token lifetime, seconds"), msgspec.Meta(ge=60)] = (
         3600
     )
     clients: Annotated[str, _doc("Extra clients, JSON: [{client_id, client_secret, scopes}]")] = ""
+    token_rate: Annotated[
+        float, _doc("Token requests a second, per client id and per address"), msgspec.Meta(gt=0)
+    ] = 5.0
+    token_burst: Annotated[
+        float, _doc("Token requests allowed in a burst (failures cost 5)"), msgspec.Meta(ge=1)
+    ] = 20.0
     division_digits: Annotated[int, _doc("Significant digits of a quotient")] = 34
     event_log_size: Annotated[int, _doc("Events kept for replay"), msgspec.Meta(ge=1)] = 10_000
     event_log_age: Annotated[float, _doc("Seconds an event is kept for replay")] = 3600.0
@@ -83,8 +106,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
 
     @property
     def base_url(self) -> str:
-        """The public base URL: the token issuer and the audience of its tokens."""
+        """The public base URL: where clients reach this server, and its API's resource URI."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def issuer_id(self) -> str:
+        """The authorization server's issuer identifier."""
+        return (self.issuer or self.base_url).rstrip("/")
+
+    @property
+    def accepted_algorithms(self) -> tuple[str, ...]:
+        """The algorithms tokens may be verified with."""
+        listed = [alg.strip() for alg in self.jwt_algorithms.split(",") if alg.strip()]
+        return tuple(listed or [self.jwt_algorithm])
 
 
 def load_settings(
@@ -125,11 +159,31 @@ def client_seeds(settings: Settings) -> list[ClientSeed]:
     return seeds
 
 
-def signing_secret(settings: Settings) -> bytes:
-    """The configured HS256 secret, or the one generated in the data directory."""
+def key_file(settings: Settings) -> KeyFile:
+    """The signing keys kept in the data directory."""
+    return KeyFile(
+        Path(settings.data_dir),
+        algorithm=settings.jwt_algorithm,
+        token_lifetime=settings.token_lifetime,
+    )
+
+
+def key_ring(settings: Settings) -> KeyRing:
+    """The configured HS256 secret, or the keys kept (and rotated) in the data directory."""
     if settings.jwt_secret:
-        return settings.jwt_secret.encode()
-    return load_or_create_secret(Path(settings.data_dir))
+        secret = settings.jwt_secret.encode()
+        if settings.jwt_algorithm != "HS256" or len(secret) < 32:
+            raise SystemExit(
+                "calcmcp: CALCMCP_JWT_SECRET needs CALCMCP_JWT_ALGORITHM=HS256 and 32+ bytes"
+            )
+        return KeyRing(lambda: [static_hmac_key(secret)], algorithm="HS256")
+    keys = key_file(settings)
+    return KeyRing(keys.load, algorithm=settings.jwt_algorithm, version=keys.mtime)
+
+
+def resources(settings: Settings) -> Resources:
+    """The resources tokens may be requested for: this server's API (the default)."""
+    return Resources.of(settings.base_url)
 
 
 class Container(containers.DeclarativeContainer):
@@ -155,8 +209,19 @@ class Container(containers.DeclarativeContainer):
     )
     token_codec = providers.Singleton(
         JwtTokenCodec,
-        secret=providers.Callable(signing_secret, settings),
-        issuer=settings.provided.base_url,
+        keys=providers.Singleton(key_ring, settings),
+        issuer=settings.provided.issuer_id,
+        algorithms=settings.provided.accepted_algorithms,
+    )
+    revocations = providers.Singleton(MemoryRevocationList)
+    rate_limiter = providers.Singleton(
+        MemoryRateLimiter,
+        capacity=settings.provided.token_burst,
+        rate=settings.provided.token_rate,
+    )
+    audit = providers.Singleton(LoggingAuditTrail)
+    client_authenticator = providers.Singleton(
+        ClientAuthenticator, clients=clients, limiter=rate_limiter
     )
     event_bus = providers.Singleton(
         MemoryEventBus,
@@ -167,14 +232,29 @@ class Container(containers.DeclarativeContainer):
 
     issue_token = providers.Singleton(
         IssueToken,
-        clients=clients,
+        authenticator=client_authenticator,
         codec=token_codec,
         clock=clock,
         ids=ids,
+        audit=audit,
         lifetime=settings.provided.token_lifetime,
-        audience=settings.provided.base_url,
+        resources=providers.Callable(resources, settings),
     )
-    authenticate = providers.Singleton(Authenticate, codec=token_codec)
+    revoke_token = providers.Singleton(
+        RevokeToken,
+        authenticator=client_authenticator,
+        codec=token_codec,
+        revocations=revocations,
+        audit=audit,
+    )
+    introspect_token = providers.Singleton(
+        IntrospectToken,
+        authenticator=client_authenticator,
+        codec=token_codec,
+        revocations=revocations,
+        audit=audit,
+    )
+    authenticate = providers.Singleton(Authenticate, codec=token_codec, revocations=revocations)
     calculate = providers.Singleton(Calculate, calculator=calculator, events=event_bus, clock=clock)
     broadcast = providers.Singleton(Broadcast, events=event_bus, clock=clock)
     stream_events = providers.Singleton(StreamEvents, events=event_bus, clock=clock)
@@ -247,6 +327,9 @@ def create_app(container: Container | None = None) -> Any:
 
     services = HttpServices(
         issue_token=container.issue_token,
+        revoke_token=container.revoke_token,
+        introspect_token=container.introspect_token,
+        token_codec=container.token_codec,
         authenticate=container.authenticate,
         calculate=container.calculate,
         broadcast=container.broadcast,
@@ -254,6 +337,7 @@ def create_app(container: Container | None = None) -> Any:
     )
     http = HttpSettings(
         resource=settings.base_url,
+        issuer=settings.issuer_id,
         ping_interval=settings.sse_ping_interval,
         retry_ms=settings.sse_retry_ms,
     )
@@ -292,7 +376,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
     commands.add_parser("config", help="print the configuration reference (Markdown)")
+    keys = commands.add_parser("keys", help="manage the token signing keys in the data dir")
+    keys.add_argument("action", choices=["list", "rotate"])
     return parser
+
+
+def _keys(action: str, settings: Settings) -> int:
+    if settings.jwt_secret:
+        print("calcmcp: CALCMCP_JWT_SECRET is set: the one HS256 secret is the only key")
+        return 2
+    keys = key_file(settings)
+    if action == "rotate":
+        new = keys.rotate()
+        print(
+            f"new signing key {new.kid} ({new.algorithm}); earlier keys verify until their "
+            f"tokens expire ({settings.token_lifetime} s); servers pick it up within 30 s"
+        )
+    print(f"{'kid':<18}{'algorithm':<11}{'created (UTC)':<22}status")
+    for key in keys.load():
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
+        status = (
+            "signing"
+            if key.retired_at is None
+            else "verifying until "
+            + time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.gmtime(key.retired_at + settings.token_lifetime)
+            )
+        )
+        print(f"{key.kid:<18}{key.algorithm:<11}{created:<22}{status}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "keys":
+        return _keys(args.action, settings)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from src.application.errors import AuthenticationRequired, InvalidToken
-from src.application.ports import TokenCodec
+from src.application.ports import RevocationList, TokenCodec
 from src.application.security import Principal
 
 
@@ -22,12 +22,13 @@ class Authenticate:
 
     Rules:
         - no token at all is :class:`AuthenticationRequired`;
-        - the token must verify (signature, issuer, expiry: the codec's job) and be meant for the
-          resource it is presented at, else :class:`InvalidToken`.
+        - the token must verify (signature, issuer, expiry: the codec's job), be meant for the
+          resource it is presented at, and not be revoked, else :class:`InvalidToken`.
     """
 
-    def __init__(self, *, codec: TokenCodec) -> None:
+    def __init__(self, *, codec: TokenCodec, revocations: RevocationList) -> None:
         self._codec = codec
+        self._revocations = revocations
 
     async def execute(self, command: AuthenticateCommand) -> Principal:
         """Verify the token and return its principal."""
@@ -36,6 +37,8 @@ class Authenticate:
         claims = self._codec.decode(command.token)
         if command.resource not in claims.audience:
             raise InvalidToken("the access token is not meant for this resource")
+        if await self._revocations.is_revoked(claims.token_id):
+            raise InvalidToken("the access token has been revoked")
         return Principal(
             client_id=claims.client_id,
             scopes=claims.scopes,

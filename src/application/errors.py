@@ -58,3 +58,15 @@ class UnknownClient(ApplicationError):
 
 class ClientExists(ApplicationError):
     """A client with that id is already registered."""
+
+
+class InvalidTarget(ApplicationError):
+    """The requested resource (RFC 8707) is not one this server serves."""
+
+
+class RateLimited(ApplicationError):
+    """Too many requests; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests; retry after {max(1, round(retry_after))} s")
+        self.retry_after = retry_after

@@ -4,27 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from src.application.client_auth import ClientAuthenticator, ClientCredentials
 from src.application.errors import (
-    InvalidClient,
+    ApplicationError,
     InvalidRequest,
     InvalidScope,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from src.application.ports import AccessTokenClaims, ClientRegistry, Clock, IdSource, TokenCodec
-from src.application.security import KNOWN_SCOPES
+from src.application.ports import (
+    AccessTokenClaims,
+    AuditEvent,
+    AuditTrail,
+    Clock,
+    IdSource,
+    TokenCodec,
+)
+from src.application.security import KNOWN_SCOPES, Resources
 
 CLIENT_CREDENTIALS = "client_credentials"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IssueTokenCommand:
-    """A token request, after the transport has extracted the client's credentials."""
+    """A token request, after the transport has extracted the client's credentials.
+
+    Attributes:
+        grant_type: the requested grant (``None``: missing).
+        credentials: the client's id and secret, and the caller's address.
+        scope: the requested scopes, space-separated (``None``: all the client's).
+        resources: RFC 8707 resource indicators naming where the token will be used.
+    """
 
     grant_type: str | None
-    client_id: str | None
-    client_secret: str | None
+    credentials: ClientCredentials
     scope: str | None = None
+    resources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,53 +58,81 @@ class IssueToken:
     Rules:
         - ``grant_type`` is required (``invalid_request``), and only ``client_credentials`` is
           supported (``unsupported_grant_type``);
-        - the client must exist, be enabled and present its secret (``invalid_client``);
+        - the client authenticates under rate limits (``invalid_client``, 429);
         - requested scopes must be known and allowed for the client (``invalid_scope``);
           no requested scope means all the client's scopes;
-        - the token lives ``lifetime`` seconds and is meant for ``audience``.
+        - the audience is the requested resources, which must be served here (``invalid_target``),
+          or this server's own resource;
+        - the token lives ``lifetime`` seconds; every issue and refusal is audited.
     """
 
     def __init__(
         self,
         *,
-        clients: ClientRegistry,
+        authenticator: ClientAuthenticator,
         codec: TokenCodec,
         clock: Clock,
         ids: IdSource,
+        audit: AuditTrail,
         lifetime: int,
-        audience: str,
+        resources: Resources,
     ) -> None:
-        self._clients = clients
+        self._authenticator = authenticator
         self._codec = codec
         self._clock = clock
         self._ids = ids
+        self._audit = audit
         self._lifetime = lifetime
-        self._audience = audience
+        self._resources = resources
 
     async def execute(self, command: IssueTokenCommand) -> TokenGrant:
         """Authenticate the client and sign a token for the scopes it may have."""
+        try:
+            grant, token_id = await self._issue(command)
+        except ApplicationError as refusal:
+            self._audit.record(_refusal(command, refusal))
+            raise
+        self._audit.record(
+            AuditEvent(
+                action="token",
+                outcome="issued",
+                client_id=command.credentials.client_id,
+                scopes=grant.scopes,
+                token_id=token_id,
+            )
+        )
+        return grant
+
+    async def _issue(self, command: IssueTokenCommand) -> tuple[TokenGrant, str]:
         if command.grant_type is None:
             raise InvalidRequest("grant_type is required")
         if command.grant_type != CLIENT_CREDENTIALS:
             raise UnsupportedGrantType("only the client_credentials grant type is supported")
-        if command.client_id is None or command.client_secret is None:
-            raise InvalidClient("client authentication is required (HTTP Basic or the form)")
-        client = await self._clients.verify(command.client_id, command.client_secret)
-        if client is None or client.disabled:
-            raise InvalidClient("client authentication failed")
+        client = await self._authenticator.authenticate(command.credentials)
         scopes = _granted_scopes(command.scope, client.scopes)
         now = self._clock.now()
         claims = AccessTokenClaims(
             client_id=client.client_id,
             scopes=frozenset(scopes),
-            audience=(self._audience,),
+            audience=self._resources.audience(command.resources),
             issued_at=now,
             expires_at=now + self._lifetime,
             token_id=self._ids.new_id(),
         )
+        token = self._codec.encode(claims)
         return TokenGrant(
-            access_token=self._codec.encode(claims), expires_in=self._lifetime, scopes=scopes
-        )
+            access_token=token, expires_in=self._lifetime, scopes=scopes
+        ), claims.token_id
+
+
+def _refusal(command: IssueTokenCommand, refusal: ApplicationError) -> AuditEvent:
+    return AuditEvent(
+        action="token",
+        outcome="refused",
+        client_id=command.credentials.client_id,
+        reason=type(refusal).__name__,
+        details={"source": command.credentials.source or ""},
+    )
 
 
 def _granted_scopes(requested: str | None, allowed: frozenset[str]) -> tuple[str, ...]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from src.application.errors import InsufficientScope
+from src.application.errors import InsufficientScope, InvalidTarget
 
 
 class Scope(enum.StrEnum):
@@ -39,3 +40,56 @@ def require_scope(principal: Principal, scope: Scope) -> None:
     """Refuse with :class:`InsufficientScope` unless ``principal`` holds ``scope``."""
     if scope not in principal.scopes:
         raise InsufficientScope(scope)
+
+
+def canonical_resource(uri: str) -> str | None:
+    """The canonical form of a resource indicator (RFC 8707), or ``None`` if it is not one.
+
+    An absolute ``http(s)`` URI without a fragment; scheme and host are lower-cased and a
+    trailing slash is dropped, so ``HTTPS://Calc.example/mcp/`` and ``https://calc.example/mcp``
+    name the same resource.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.fragment:
+        return None
+    path = parts.path.rstrip("/")
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}{query}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    """The resources this server serves: what a token's audience may name.
+
+    Attributes:
+        default: the audience of a token requested without a ``resource`` parameter.
+        served: every resource a token may be requested for (canonical form).
+    """
+
+    default: str
+    served: frozenset[str]
+
+    @classmethod
+    def of(cls, default: str, *others: str) -> Resources:
+        """Resources from URIs in any (valid) form; the first is the default."""
+        canonical = [canonical_resource(uri) for uri in (default, *others)]
+        if any(uri is None for uri in canonical):
+            raise ValueError("resources must be absolute http(s) URIs without fragments")
+        names = [uri for uri in canonical if uri is not None]
+        return cls(default=names[0], served=frozenset(names))
+
+    def audience(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        """The audience for a token request naming ``requested`` resources (maybe none).
+
+        Raises:
+            InvalidTarget: a requested resource is malformed or not served here.
+        """
+        if not requested:
+            return (self.default,)
+        audience = []
+        for uri in requested:
+            canonical = canonical_resource(uri)
+            if canonical is None or canonical not in self.served:
+                raise InvalidTarget("the requested resource is not served by this server")
+            audience.append(canonical)
+        return tuple(dict.fromkeys(audience))

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
 
-from src.adapters.http import calculator, events, token
+from src.adapters.http import calculator, events, oauth, token
 from src.adapters.http.auth import bearer_auth
 from src.adapters.http.errors import EXCEPTION_HANDLERS
 from src.adapters.http.events import StreamOptions
@@ -20,7 +20,10 @@ from src.adapters.http.sse import FrameCache
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
+from src.application.introspect_token import IntrospectToken
 from src.application.issue_token import IssueToken
+from src.application.ports import TokenCodec
+from src.application.revoke_token import RevokeToken
 from src.application.security import Scope
 from src.application.stream_events import StreamEvents
 
@@ -35,6 +38,9 @@ class HttpServices:
     """Zero-argument factories of the use cases the routes run (from the container)."""
 
     issue_token: Callable[[], IssueToken]
+    revoke_token: Callable[[], RevokeToken]
+    introspect_token: Callable[[], IntrospectToken]
+    token_codec: Callable[[], TokenCodec]
     authenticate: Callable[[], Authenticate]
     calculate: Callable[[], Calculate]
     broadcast: Callable[[], Broadcast]
@@ -47,12 +53,14 @@ class HttpSettings:
 
     Attributes:
         resource: this server's resource URL: the audience its tokens must carry.
+        issuer: the authorization server's issuer identifier.
         ping_interval: seconds between keep-alive comments on an idle event stream.
         retry_ms: the reconnection delay event-stream clients are told.
         version: the service version shown in the docs.
     """
 
     resource: str
+    issuer: str
     ping_interval: float = 15.0
     retry_ms: int = 3000
     version: str = "0.1.0"
@@ -97,6 +105,9 @@ def create_app(
     on_shutdown: Sequence[Callable[[], Any]] = (),
 ) -> Litestar:
     """Build the Litestar application around the use cases."""
+    metadata = oauth.ServerMetadata(
+        issuer=settings.issuer, base_url=settings.resource, scopes=tuple(SCOPE_DESCRIPTIONS)
+    )
     options = StreamOptions(
         ping_interval=settings.ping_interval, retry_ms=settings.retry_ms, frames=FrameCache()
     )
@@ -106,12 +117,17 @@ def create_app(
             docs,
             redoc,
             token.token,
+            *oauth.handlers,
             *calculator.handlers,
             events.events,
             events.broadcast,
         ],
         dependencies={
             "issue_token": _provide(services.issue_token),
+            "revoke_token": _provide(services.revoke_token),
+            "introspect_token": _provide(services.introspect_token),
+            "public_keys": _provide(lambda: services.token_codec().public_keys()),
+            "metadata": _provide(lambda: metadata),
             "calculate": _provide(services.calculate),
             "broadcast": _provide(services.broadcast),
             "stream_events": _provide(services.stream_events),

@@ -7,6 +7,7 @@ Domain refusals are RFC 9457 problem details; bearer-token problems carry an RFC
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -17,13 +18,17 @@ from litestar.exceptions import HTTPException, ValidationException
 from src.application.errors import (
     ApplicationError,
     AuthenticationRequired,
+    ClientExists,
     InsufficientScope,
     InvalidClient,
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
     InvalidToken,
+    RateLimited,
     StreamEnded,
     UnauthorizedClient,
+    UnknownClient,
     UnsupportedGrantType,
 )
 from src.domain.errors import (
@@ -57,6 +62,7 @@ OAUTH_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
     InvalidScope: (400, "invalid_scope"),
     UnsupportedGrantType: (400, "unsupported_grant_type"),
     UnauthorizedClient: (400, "unauthorized_client"),
+    InvalidTarget: (400, "invalid_target"),  # RFC 8707 §2
 }
 
 # status, RFC 6750 §3.1 error code (None: no error, the request simply lacked a token)
@@ -66,10 +72,16 @@ BEARER_ERRORS: dict[type[ApplicationError], tuple[int, str | None]] = {
     InsufficientScope: (403, "insufficient_scope"),
 }
 
-# Raised only inside an event stream, where the stream itself reports it; mapped for completeness.
+# status, problem slug. StreamEnded is raised only inside a stream, which reports it itself, and
+# the client-administration errors only on the command line; they are mapped for completeness.
 OTHER_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
+    RateLimited: (429, "rate-limited"),
     StreamEnded: (503, "stream-ended"),
+    UnknownClient: (404, "unknown-client"),
+    ClientExists: (409, "client-exists"),
 }
+OAUTH_OPT = "oauth_errors"
+"""Route option: this route answers refusals in RFC 6749 §5.2 form (the token endpoints)."""
 
 
 class BearerRequestError(Exception):
@@ -125,8 +137,10 @@ def on_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[byt
     return problem(status, title, str(exc), slug=slug)
 
 
-def on_application_error(_: Request[Any, Any, Any], exc: ApplicationError) -> Response[bytes]:
+def on_application_error(request: Request[Any, Any, Any], exc: ApplicationError) -> Response[bytes]:
     """An application refusal: an OAuth error, a bearer challenge or a problem."""
+    if isinstance(exc, RateLimited):
+        return _rate_limited(request, exc)
     if type(exc) in OAUTH_ERRORS:
         status, code = OAUTH_ERRORS[type(exc)]
         headers = dict(NO_STORE)
@@ -142,6 +156,15 @@ def on_application_error(_: Request[Any, Any, Any], exc: ApplicationError) -> Re
         return problem(status, title, str(exc), headers={"WWW-Authenticate": challenge})
     status, slug = OTHER_ERRORS.get(type(exc), (400, "refused"))
     return problem(status, "Request refused", str(exc), slug=slug)
+
+
+def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response[bytes]:
+    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if request.route_handler.opt.get(OAUTH_OPT):
+        body = msgspec.json.encode(OAuthError(error="slow_down", error_description=str(exc)))
+        headers.update(NO_STORE)
+        return Response(body, status_code=429, media_type="application/json", headers=headers)
+    return problem(429, "Too Many Requests", str(exc), slug="rate-limited", headers=headers)
 
 
 def on_bearer_request_error(_: Request[Any, Any, Any], exc: BearerRequestError) -> Response[bytes]:

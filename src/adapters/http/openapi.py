@@ -78,6 +78,14 @@ def token_responses() -> dict[int, ResponseSpec]:
     }
 
 
+def introspection_responses(body: Any) -> dict[int, ResponseSpec]:
+    """The introspection endpoint's documented responses."""
+    return {
+        **token_responses(),
+        200: response_spec(body, "Whether the token is active, and its claims"),
+    }
+
+
 def openapi_config(*, title: str, version: str, scopes: dict[str, str]) -> OpenAPIConfig:
     """The document, its renderers (Swagger UI, ReDoc, JSON) and the OAuth scheme."""
     flows = OAuthFlows(client_credentials=OAuthFlow(token_url="/token", scopes=scopes))

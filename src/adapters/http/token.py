@@ -14,18 +14,43 @@ from src.adapters.http.errors import NO_STORE
 from src.adapters.http.openapi import token_responses
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.wire import TokenResponse
+from src.application.client_auth import ClientCredentials
 from src.application.errors import InvalidRequest
 from src.application.issue_token import IssueToken, IssueTokenCommand, TokenGrant
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 32
+REPEATABLE = frozenset({"resource"})  # RFC 8707 §2: several resources may be requested
+NO_STORE_RAW = tuple((k.lower().encode(), v.encode()) for k, v in NO_STORE.items())
 
 
-def read_form(request: Request[Any, Any, Any], body: bytes) -> dict[str, str]:
-    """Parse a form body strictly: right media type, UTF-8, no repeated parameter.
+class Form:
+    """A parsed form body; a parameter sent without a value counts as omitted (RFC 6749 §3.1)."""
 
-    Parameters sent without a value count as omitted (RFC 6749 §3.1).
-    """
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            if value:
+                self._values.setdefault(name, []).append(value)
+        for name, values in self._values.items():
+            if len(values) > 1 and name not in REPEATABLE:
+                raise InvalidRequest(f"parameter '{name}' is repeated")
+
+    def get(self, name: str) -> str | None:
+        """The parameter's value, if sent."""
+        values = self._values.get(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        """Every value of a repeatable parameter."""
+        return tuple(self._values.get(name, ()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+
+def read_form(request: Request[Any, Any, Any], body: bytes) -> Form:
+    """Parse a form body strictly: right media type, UTF-8, no repeated parameter."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise InvalidRequest(f"the request body must be {FORM}")
@@ -33,18 +58,17 @@ def read_form(request: Request[Any, Any, Any], body: bytes) -> dict[str, str]:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the request body is not a valid UTF-8 form") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise InvalidRequest(f"parameter '{name}' is repeated")
-        form[name] = value
-    return {name: value for name, value in form.items() if value}
+    return Form(pairs)
 
 
-def client_credentials(header: str | None, form: dict[str, str]) -> tuple[str | None, str | None]:
-    """The client's id and secret, from HTTP Basic or from the form, never both."""
+def client_credentials(request: Request[Any, Any, Any], form: Form) -> ClientCredentials:
+    """The client's id and secret, from HTTP Basic or from the form (never both), and address."""
+    source = request.client.host if request.client else None
+    header = request.headers.get("authorization")
     if header is None:
-        return form.get("client_id"), form.get("client_secret")
+        return ClientCredentials(
+            client_id=form.get("client_id"), client_secret=form.get("client_secret"), source=source
+        )
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         raise InvalidRequest("client authentication must use the Basic scheme or the form")
@@ -59,12 +83,9 @@ def client_credentials(header: str | None, form: dict[str, str]) -> tuple[str | 
         raise InvalidRequest("the Basic credentials must be 'client_id:client_secret'")
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding
     client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-    if form.get("client_id", client_id) != client_id:
+    if form.get("client_id") not in (None, client_id):
         raise InvalidRequest("client_id in the form does not match the Basic credentials")
-    return client_id, secret
-
-
-NO_STORE_RAW = tuple((k.lower().encode(), v.encode()) for k, v in NO_STORE.items())
+    return ClientCredentials(client_id=client_id, client_secret=secret, source=source)
 
 
 def token_response(grant: TokenGrant) -> JsonBody:
@@ -86,21 +107,23 @@ def token_response(grant: TokenGrant) -> JsonBody:
     description=(
         "RFC 6749 §4.4 client-credentials grant. Send an `application/x-www-form-urlencoded` body "
         "with `grant_type=client_credentials`, optional `scope` (space-separated; default: all "
-        "the client's scopes), and authenticate with HTTP Basic or with `client_id` and "
-        "`client_secret` in the form. Errors follow RFC 6749 §5.2."
+        "the client's scopes), optional `resource` (RFC 8707: where the token will be used; "
+        "default: this server's API), and authenticate with HTTP Basic or with `client_id` and "
+        "`client_secret` in the form. Errors follow RFC 6749 §5.2; too many attempts get 429 "
+        "with `Retry-After`."
     ),
     request_max_body_size=64 * 1024,
     exclude_from_auth=True,
+    oauth_errors=True,
     responses=token_responses(),
 )
 async def token(request: Request[Any, Any, Any], issue_token: IssueToken) -> JsonBody:
     """Issue an access token."""
     form = read_form(request, await request.body())
-    client_id, secret = client_credentials(request.headers.get("authorization"), form)
     command = IssueTokenCommand(
         grant_type=form.get("grant_type"),
-        client_id=client_id,
-        client_secret=secret,
+        credentials=client_credentials(request, form),
         scope=form.get("scope"),
+        resources=form.all("resource"),
     )
     return token_response(await issue_token.execute(command))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,4 +41,8 @@ class TokenCodec(Protocol):
             InvalidToken: the token is malformed, badly signed, from another issuer, expired or
                 not yet valid.
         """
+        ...
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        """The public keys that verify this codec's tokens, as JWKs (empty for secret keys)."""
         ...
