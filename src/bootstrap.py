@@ -24,17 +24,21 @@ from dotenv import dotenv_values
 from src.adapters.jwt.codec import JwtTokenCodec, KeyRing
 from src.adapters.jwt.keys import KeyFile, static_hmac_key
 from src.adapters.logs import LoggingAuditTrail
-from src.adapters.memory.clients import ClientSeed, MemoryClientRegistry
+from src.adapters.memory.clients import ClientSeed, LayeredClientRegistry, MemoryClientStore
 from src.adapters.memory.event_bus import MemoryEventBus
 from src.adapters.memory.rate_limits import MemoryRateLimiter
 from src.adapters.memory.revocations import MemoryRevocationList
+from src.adapters.sqlite.clients import SqliteClientStore
+from src.adapters.sqlite.keyfile import load_or_create_key
 from src.adapters.system import SecretsIdSource, SystemClock
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
 from src.application.client_auth import ClientAuthenticator
+from src.application.errors import ApplicationError
 from src.application.introspect_token import IntrospectToken
 from src.application.issue_token import IssueToken
+from src.application.manage_clients import ManageClients
 from src.application.revoke_token import RevokeToken
 from src.application.security import Resources
 from src.application.stream_events import StreamEvents
@@ -42,6 +46,7 @@ from src.domain.calculator import Calculator, CalculatorLimits
 
 log = logging.getLogger("calcmcp")
 ENV_PREFIX = "CALCMCP_"
+CLIENT_DB = "clients.db"
 DEV_CLIENT = ClientSeed(
     client_id="example_client_id",
     secret="example_client_secret",  # the seed's documented development default, never for use
@@ -204,9 +209,15 @@ class Container(containers.DeclarativeContainer):
             CalculatorLimits, division_digits=settings.provided.division_digits
         ),
     )
-    clients = providers.Singleton(
-        MemoryClientRegistry, seeds=providers.Callable(client_seeds, settings)
+    configured_clients = providers.Singleton(
+        MemoryClientStore, seeds=providers.Callable(client_seeds, settings)
     )
+    client_store = providers.Singleton(
+        SqliteClientStore,
+        path=providers.Callable(lambda s: Path(s.data_dir) / CLIENT_DB, settings),
+        key=providers.Callable(lambda s: load_or_create_key(Path(s.data_dir)), settings),
+    )
+    clients = providers.Singleton(LayeredClientRegistry, configured_clients, client_store)
     token_codec = providers.Singleton(
         JwtTokenCodec,
         keys=providers.Singleton(key_ring, settings),
@@ -255,6 +266,9 @@ class Container(containers.DeclarativeContainer):
         audit=audit,
     )
     authenticate = providers.Singleton(Authenticate, codec=token_codec, revocations=revocations)
+    manage_clients = providers.Singleton(
+        ManageClients, store=client_store, ids=ids, clock=clock, audit=audit
+    )
     calculate = providers.Singleton(Calculate, calculator=calculator, events=event_bus, clock=clock)
     broadcast = providers.Singleton(Broadcast, events=event_bus, clock=clock)
     stream_events = providers.Singleton(StreamEvents, events=event_bus, clock=clock)
@@ -378,7 +392,47 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print the configuration reference (Markdown)")
     keys = commands.add_parser("keys", help="manage the token signing keys in the data dir")
     keys.add_argument("action", choices=["list", "rotate"])
+    clients = commands.add_parser("clients", help="manage OAuth clients in the data dir")
+    actions = clients.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("--scope", action="append", required=True, help="calculator or sse")
+    create.add_argument("--id", dest="client_id", help="the client id (default: generated)")
+    actions.add_parser("list", help="list clients")
+    for action in ("rotate-secret", "disable", "enable", "delete"):
+        actions.add_parser(action).add_argument("client_id")
     return parser
+
+
+async def _clients(args: argparse.Namespace, manage: ManageClients) -> int:
+    action = args.action
+    if action == "list":
+        print(f"{'client_id':<32}{'scopes':<18}{'created (UTC)':<22}{'last used':<22}status")
+        for client in await manage.list():
+            used = _when(client.last_used_at) if client.last_used_at else "never"
+            status = "disabled" if client.disabled else "enabled"
+            scopes = " ".join(sorted(client.scopes))
+            print(
+                f"{client.client_id:<32}{scopes:<18}{_when(client.created_at):<22}{used:<22}{status}"
+            )
+        return 0
+    if action in ("create", "rotate-secret"):
+        if action == "create":
+            new = await manage.create(args.scope, args.client_id)
+        else:
+            new = await manage.rotate_secret(args.client_id)
+        print(f"client_id:     {new.client_id}\nclient_secret: {new.client_secret}")
+        print("(the secret is shown this once; only a keyed hash of it is kept)", file=sys.stderr)
+        return 0
+    if action == "delete":
+        await manage.delete(args.client_id)
+    else:
+        await manage.set_disabled(args.client_id, action == "disable")
+    print(f"{args.client_id}: {action}d" if action != "delete" else f"{args.client_id}: deleted")
+    return 0
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
 
 
 def _keys(action: str, settings: Settings) -> int:
@@ -421,6 +475,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, settings)
     if args.command == "keys":
         return _keys(args.action, settings)
+    if args.command == "clients":
+        container = build_container(settings)
+        try:
+            return asyncio.run(_clients(args, container.manage_clients()))
+        except ApplicationError as refusal:
+            print(f"calcmcp: {refusal}", file=sys.stderr)
+            return 1
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

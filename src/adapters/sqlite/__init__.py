@@ -1,0 +1,1 @@
+"""Durable state in an embedded SQLite database file in the data directory (stdlib ``sqlite3``)."""
