@@ -5,8 +5,9 @@ drives it from another core and stops it:
 
 - `token`: `POST /token` (form body) with wrk: requests/s, p50, p99;
 - `add`: authenticated `POST /calculator/add?a=5&b=3` with wrk: requests/s, p50, p99;
-- `sse`: `bench/sse_fanout.py`: S open `/events` streams, B broadcasts, time until every
-  stream has each one (p50/p99/max), lost events, server RSS per open stream.
+- `sse`: `bench/sse_fanout.py`: S open `/events` streams, B broadcasts, time until each one
+  was delivered to every stream (kernel receive timestamps; p50/p99/max), and, secondary,
+  until the client had read it everywhere; lost events, server RSS per open stream.
 
 Prints a table with ratios against `seed` and `bare` and writes bench/results/<timestamp>.json.
 Run from the repository root: `.venv/bin/python bench/run.py --help`.
@@ -151,8 +152,10 @@ def summary_line(result: dict[str, Any]) -> str:
             f"p99 {result['p99_ms']:.2f} ms, errors {result['errors']}"
         )
     return (
-        f"{result['connected']} streams, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-        f"lost {result['lost']}, {result['rss_per_stream_kib']} KiB/stream"
+        f"{result['connected']} streams, delivered p50 {result['p50_ms']} ms, "
+        f"p99 {result['p99_ms']} ms (read by client: p50 {result.get('client_p50_ms')} ms, "
+        f"p99 {result.get('client_p99_ms')} ms), lost {result['lost']}, "
+        f"{result['rss_per_stream_kib']} KiB/stream"
     )
 
 

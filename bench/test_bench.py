@@ -10,13 +10,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from report import ratio_table, ratios, values_table
-from sse_fanout import FanoutError, Options, Subscriber, Tracker, marker_pattern, run_fanout
+from sse_fanout import (
+    ANCILLARY_SPACE,
+    SCM_TIMESTAMPNS,
+    SO_TIMESTAMPNS,
+    TIMESPEC,
+    ChunkDecoder,
+    FanoutError,
+    Options,
+    ResponseParser,
+    StreamParser,
+    Tracker,
+    kernel_time_ns,
+    marker_pattern,
+    run_fanout,
+)
 from targets import Target
 from wrkbench import parse_wrk_output
 
@@ -70,65 +86,127 @@ def test_ratios_and_tables_skip_missing_values() -> None:
     assert "calcmcp/seed" in ratio_table(results)
 
 
-class _FakeTransport:
-    """Just enough of a transport for a Subscriber."""
-
-    def __init__(self) -> None:
-        self.written = b""
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
+def test_stream_parser_finds_markers_split_across_reads_once_each() -> None:
+    parser = StreamParser(marker_pattern("abcd1234"))
+    assert parser.feed(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n") == []
+    assert not parser.headers_done
+    assert parser.feed(b"\r\n") == []
+    assert parser.headers_done
+    assert parser.feed(b"id: 1\nevent: broadcast\ndata: fanout bmabcd12") == []
+    assert parser.feed(b"34x0z\n\ndata: bmabcd1234x0z bmabcd1234x2z\n\n") == [0, 2]
+    assert parser.feed(b"data: bmabcd1234x2z bmabcd1234x1z\n\n") == [1]
+    assert parser.seen == {0, 1, 2}
 
 
-def _subscriber(tracker: Tracker) -> tuple[Subscriber, _FakeTransport]:
-    subscriber = Subscriber(b"GET /events\r\n\r\n", tracker, marker_pattern("abcd1234"))
-    transport = _FakeTransport()
-    subscriber.connection_made(cast(asyncio.Transport, transport))
-    return subscriber, transport
+def test_stream_parser_undoes_chunking_even_inside_a_marker() -> None:
+    parser = StreamParser(marker_pattern("abcd1234"))
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    first, second = b"data: fanout bmabc", b"d1234x7z\n\n"
+    body = b"%x\r\n%s\r\n%x\r\n%s\r\n" % (len(first), first, len(second), second)
+    stream = head + body + b"0\r\n\r\n"
+    found = [index for byte in range(len(stream)) for index in parser.feed(stream[byte : byte + 1])]
+    assert found == [7]
+    assert parser.ended
 
 
-def test_subscriber_finds_markers_split_across_reads_once_each() -> None:
-    async def scenario() -> Tracker:
-        tracker = Tracker(3)
-        subscriber, transport = _subscriber(tracker)
-        subscriber.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
-        assert not subscriber.ready.done()
-        subscriber.data_received(b"\r\n")
-        assert subscriber.ready.done()
-        tracker.start(1)
-        subscriber.data_received(b"id: 1\nevent: broadcast\ndata: fanout bmabcd12")
-        subscriber.data_received(b"34x0z\n\ndata: bmabcd1234x0z bmabcd1234x2z\n\n")
-        assert transport.written == b"GET /events\r\n\r\n"
-        return tracker
-
-    tracker = asyncio.run(scenario())
-    assert tracker.counts == [1, 0, 1]
-    assert tracker.complete[0].is_set()
-    assert not tracker.complete[1].is_set()
+def test_chunk_decoder_handles_any_split_and_rejects_garbage() -> None:
+    payloads = [b"a" * 17, b"data: x\n\n", b"b" * 300]
+    wire = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
+    for step in (1, 2, 5, 64, len(wire)):
+        decoder = ChunkDecoder()
+        out = b"".join(decoder.feed(wire[i : i + step]) for i in range(0, len(wire), step))
+        assert out == b"".join(payloads)
+        assert decoder.done
+    with pytest.raises(FanoutError, match="chunk-size"):
+        ChunkDecoder().feed(b"zz\r\n")
 
 
-def test_subscriber_rejects_a_non_200_answer() -> None:
-    async def scenario() -> None:
-        subscriber, transport = _subscriber(Tracker(1))
-        subscriber.data_received(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
-        assert transport.closed
-        with pytest.raises(FanoutError, match="401"):
-            await subscriber.ready
+def test_stream_parser_rejects_a_non_200_answer() -> None:
+    parser = StreamParser(marker_pattern("abcd1234"))
+    with pytest.raises(FanoutError, match="401"):
+        parser.feed(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
 
-    asyncio.run(scenario())
+
+def test_response_parser_reads_length_chunked_and_close_delimited_bodies() -> None:
+    sized = ResponseParser()
+    sized.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+    assert not sized.done
+    sized.feed(b"cdeEXTRA")
+    assert (sized.done, sized.status, sized.body) == (True, 200, b"abcde")
+    chunked = ResponseParser()
+    chunked.feed(b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    assert not chunked.done
+    chunked.feed(b"0\r\n\r\n")
+    assert (chunked.done, chunked.status, chunked.body) == (True, 202, b"abc")
+    until_close = ResponseParser()
+    until_close.feed(b"HTTP/1.0 200 OK\r\n\r\nxy")
+    until_close.eof()
+    assert (until_close.done, until_close.body) == (True, b"xy")
+    cut = ResponseParser()
+    cut.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab")
+    with pytest.raises(FanoutError, match="closed"):
+        cut.eof()
+
+
+def test_kernel_time_is_read_from_scm_timestampns() -> None:
+    payload = TIMESPEC.pack(1_700_000_000, 123_456_789)
+    other = (socket.SOL_SOCKET, SCM_TIMESTAMPNS + 1, b"\0" * 16)
+    assert kernel_time_ns([other, (socket.SOL_SOCKET, SCM_TIMESTAMPNS, payload)]) == (
+        1_700_000_000_123_456_789
+    )
+    assert kernel_time_ns([other]) is None
+
+
+def test_loopback_receive_timestamps_are_queue_times_not_read_times() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        reader = socket.create_connection(listener.getsockname())
+        reader.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        writer, _ = listener.accept()
+        with reader, writer:
+            stamps = []
+            for _ in range(3):  # the kernel may enable timestamping a moment after the first
+                sent = time.time_ns()
+                writer.sendall(b"x")
+                time.sleep(0.05)
+                _, ancdata, _, _ = reader.recvmsg(16, ANCILLARY_SPACE)
+                stamps.append((sent, kernel_time_ns(ancdata), time.time_ns()))
+    sent, stamp, read = stamps[-1]
+    assert stamp is not None
+    assert sent <= stamp < sent + 20_000_000 < read
+
+
+def test_tracker_completes_with_every_live_subscriber_and_keeps_first_and_last() -> None:
+    tracker = Tracker(2)
+    tracker.start(3)
+    tracker.record(0, 50, 70)
+    tracker.record(0, 10, 90)
+    assert not tracker.complete(0)
+    tracker.disconnect({0})  # one of the two that had it: 1 of the 2 still connected has it
+    assert not tracker.complete(0)
+    tracker.record(0, 30, 40)
+    assert tracker.complete(0)
+    assert (tracker.first_kernel_ns[0], tracker.last_kernel_ns[0]) == (10, 50)
+    assert tracker.last_client_ns[0] == 90
+    assert not tracker.complete(1)
 
 
 class FakeEventServer:
     """A tiny calcmcp-style server: `/token`, chunked `/events` with id/event/data lines,
-    and `/broadcast`; it can skip one subscriber for one broadcast to simulate a loss."""
+    and `/broadcast`. It can skip one subscriber for one broadcast (a lost event), close the
+    first stream after a broadcast (a disconnect), or cut each event into two chunks in the
+    middle of its marker."""
 
-    def __init__(self, drop_broadcast: int | None = None) -> None:
+    def __init__(
+        self,
+        drop_broadcast: int | None = None,
+        *,
+        close_after: int | None = None,
+        split_marker: bool = False,
+    ) -> None:
         self.streams: list[asyncio.StreamWriter] = []
         self.drop_broadcast = drop_broadcast
+        self.close_after = close_after
+        self.split_marker = split_marker
         self.sent = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -163,10 +241,15 @@ class FakeEventServer:
         self.sent += 1
         data = json.dumps({"message": message})
         payload = f"id: {self.sent}\nevent: broadcast\ndata: {data}\n\n".encode()
-        chunk = b"%x\r\n%s\r\n" % (len(payload), payload)
+        cut = payload.index(b"x", payload.index(b"bm")) if self.split_marker else len(payload)
+        pieces = [piece for piece in (payload[:cut], payload[cut:]) if piece]
+        chunks = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces]
         skip = 1 if self.sent - 1 == self.drop_broadcast else 0
         for stream in self.streams[skip:]:
-            stream.write(chunk)
+            for chunk in chunks:
+                stream.write(chunk)
+        if self.sent - 1 == self.close_after:
+            self.streams.pop(0).close()
         return b'{"status": "ok"}'
 
 
@@ -184,17 +267,24 @@ async def _fanout_against(server: FakeEventServer, subscribers: int) -> dict[str
         gap=0.0,
     )
     try:
-        return await run_fanout(options)
+        return await asyncio.to_thread(run_fanout, options)
     finally:
         listener.close()
 
 
-def test_fanout_end_to_end_against_a_calcmcp_style_server() -> None:
-    result = asyncio.run(_fanout_against(FakeEventServer(), 50))
+@pytest.mark.parametrize("split_marker", [False, True])
+def test_fanout_end_to_end_against_a_calcmcp_style_server(split_marker: bool) -> None:
+    result = asyncio.run(_fanout_against(FakeEventServer(split_marker=split_marker), 50))
     assert result["connected"] == 50
     assert result["lost"] == 0
     assert result["ok"] is True
     assert result["broadcasts_complete"] == 3
+    assert result["marker_reads"] == 150
+    kernel = cast(list[float], result["per_broadcast_ms"])
+    client = cast(list[float], result["client_per_broadcast_ms"])
+    assert all(0 < k <= c for k, c in zip(kernel, client, strict=True))
+    assert result["p50_ms"] is not None
+    assert result["client_p50_ms"] is not None
     assert isinstance(result["rss_per_stream_kib"], float)
 
 
@@ -203,3 +293,23 @@ def test_fanout_counts_a_lost_event() -> None:
     assert result["lost"] == 1
     assert result["ok"] is False
     assert result["broadcasts_complete"] == 2
+
+
+def test_fanout_counts_a_dropped_stream_without_waiting_for_it() -> None:
+    result = asyncio.run(_fanout_against(FakeEventServer(close_after=0), 10))
+    assert result["disconnected_during_run"] == 1
+    assert result["lost"] == 2
+    assert result["broadcasts_complete"] == 3
+    assert result["ok"] is False
+
+
+def test_sse_rows_show_delivered_and_client_read_latency() -> None:
+    results: dict[str, Any] = {
+        "seed": {"sse": {"p50_ms": 30.0, "p99_ms": 40.0, "client_p50_ms": 35.0}},
+        "calcmcp": {"sse": {"p50_ms": 15.0, "p99_ms": 20.0, "client_p50_ms": 25.0}},
+    }
+    table = values_table(results)
+    assert "broadcast delivered to all streams p50" in table
+    assert "broadcast read by client on all, p50" in table
+    assert ratios(results)["calcmcp"]["vs_seed"]["sse.p50_ms"] == 0.5
+    assert "sse.client_p50_ms" not in ratios(results)["calcmcp"]["vs_seed"]

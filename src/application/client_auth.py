@@ -59,7 +59,7 @@ class ClientAuthenticator:
 
     async def _penalize(self, keys: list[str]) -> None:
         for key in keys:
-            await self._limiter.acquire(key, FAILURE_COST - 1)
+            await self._limiter.charge(key, FAILURE_COST - 1)
 
 
 def _bucket_keys(credentials: ClientCredentials) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class ApplicationError(Exception):
     """Base of every refusal a use case makes."""
@@ -68,5 +70,5 @@ class RateLimited(ApplicationError):
     """Too many requests; ``retry_after`` says how many seconds to wait."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests; retry after {max(1, round(retry_after))} s")
+        super().__init__(f"too many requests; retry after {max(1, math.ceil(retry_after))} s")
         self.retry_after = retry_after

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from src.application.errors import StreamEnded
@@ -58,6 +58,23 @@ class EventStream:
         except SubscriptionClosed as closed:
             message = _CLOSED_MESSAGES.get(closed.reason, "the stream ended")
             raise StreamEnded(closed.reason, message) from None
+
+    def deliver_to(self, sink: Callable[[EventRecord], bool]) -> None:
+        """Hand live events straight to ``sink`` (see :meth:`Subscription.deliver_to`).
+
+        Once the token has expired, ``sink`` gets nothing more; events queue until
+        :meth:`next_batch` ends the stream.
+        """
+        clock, expires_at = self._clock, self._expires_at
+
+        def unexpired(record: EventRecord) -> bool:
+            return clock.now() < expires_at and sink(record)
+
+        self._subscription.deliver_to(unexpired)
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`next_batch` return now."""
+        self._subscription.wake()
 
     def close(self) -> None:
         """Stop following the bus."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from src.application.errors import InvalidToken
 from src.application.ports import (
     AccessTokenClaims,
+    AuditEvent,
+    AuditTrail,
     ClientRegistry,
     Clock,
     EventRecord,
     IdSource,
+    RateLimiter,
     RegisteredClient,
     Subscription,
     TokenCodec,
@@ -47,6 +51,9 @@ class SequentialIds(IdSource):
     def new_id(self) -> str:
         return f"{self._prefix}-{next(self._counter)}"
 
+    def new_secret(self) -> str:
+        return f"{self._prefix}-secret-{next(self._counter)}"
+
 
 class FakeTokenCodec(TokenCodec):
     """Tokens are opaque handles on the claims they were issued for; unknown ones are invalid."""
@@ -65,6 +72,9 @@ class FakeTokenCodec(TokenCodec):
         except KeyError:
             raise InvalidToken("the access token is invalid") from None
 
+    def public_keys(self) -> list[dict[str, Any]]:
+        return []
+
 
 class FakeClientRegistry(ClientRegistry):
     """Clients given as they are (including disabled ones), with plain-text secrets."""
@@ -75,6 +85,51 @@ class FakeClientRegistry(ClientRegistry):
     async def verify(self, client_id: str, secret: str) -> RegisteredClient | None:
         client, expected = self._clients.get(client_id, (None, None))
         return client if expected == secret else None
+
+
+class FakeAuditTrail(AuditTrail):
+    """Keeps every recorded event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+class FakeRateLimiter(RateLimiter):
+    """Token buckets of ``capacity`` that never refill by themselves (a test calls ``refill``).
+
+    Like the real limiter, a request for more tokens than are left takes nothing and says how
+    long to wait (here at one token a second), and a penalty may leave a bucket in debt, up to
+    one bucket's worth.
+    """
+
+    def __init__(self, capacity: float = 100.0) -> None:
+        self.capacity = capacity
+        self._levels: dict[str, float] = {}
+
+    async def acquire(self, key: str, cost: float = 1.0) -> float:
+        level = self.level(key)
+        if level < cost:
+            return min(cost, self.capacity) - level
+        self._levels[key] = level - cost
+        return 0.0
+
+    async def charge(self, key: str, cost: float) -> None:
+        self._levels[key] = max(-self.capacity, self.level(key) - cost)
+
+    def level(self, key: str) -> float:
+        """The tokens left in ``key``'s bucket."""
+        return self._levels.get(key, self.capacity)
+
+    def empty(self, key: str) -> None:
+        """Drain ``key``'s bucket."""
+        self._levels[key] = 0.0
+
+    def refill(self) -> None:
+        """Fill every bucket back to capacity."""
+        self._levels.clear()
 
 
 def principal(

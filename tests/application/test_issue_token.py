@@ -1,26 +1,35 @@
-"""IssueToken: the client-credentials grant, every refusal, and the claims of the token it signs."""
+"""IssueToken: the client-credentials grant, every refusal, the claims of the token it signs,
+its audiences (RFC 8707), and the audit line each request leaves."""
 
 from __future__ import annotations
 
 import pytest
 
-from src.adapters.memory.clients import ClientSeed, MemoryClientRegistry
+from src.adapters.jwt.codec import JwtTokenCodec, KeyRing
+from src.adapters.jwt.keys import static_hmac_key
+from src.adapters.memory.clients import ClientSeed, MemoryClientStore
+from src.application.client_auth import ClientAuthenticator, ClientCredentials
 from src.application.errors import (
     ApplicationError,
     InvalidClient,
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
+    RateLimited,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from src.application.issue_token import IssueToken, IssueTokenCommand
-from src.application.ports import ClientRegistry, RegisteredClient
+from src.application.ports import AuditEvent, ClientRegistry, RegisteredClient, TokenCodec
+from src.application.security import Resources
 from tests.application.fakes import (
     ALL_SCOPES,
     AUDIENCE,
     NOW,
+    FakeAuditTrail,
     FakeClientRegistry,
     FakeClock,
+    FakeRateLimiter,
     FakeTokenCodec,
     SequentialIds,
 )
@@ -28,8 +37,10 @@ from tests.application.fakes import (
 pytestmark = pytest.mark.anyio
 
 LIFETIME = 900
+DOCS = "https://calc.example/docs"
+ALICE_SECRET = "alice-secret-7c1e"
 SEEDS = (
-    ClientSeed(client_id="alice", secret="alice-secret", scopes=ALL_SCOPES),
+    ClientSeed(client_id="alice", secret=ALICE_SECRET, scopes=ALL_SCOPES),
     ClientSeed(client_id="bob", secret="bob-secret", scopes=frozenset({"calculator"})),
     ClientSeed(client_id="nobody", secret="nobody-secret", scopes=frozenset()),
 )
@@ -40,26 +51,47 @@ def codec() -> FakeTokenCodec:
     return FakeTokenCodec()
 
 
-def issuer(codec: FakeTokenCodec, clients: ClientRegistry | None = None) -> IssueToken:
+@pytest.fixture
+def audit() -> FakeAuditTrail:
+    return FakeAuditTrail()
+
+
+def issuer(
+    codec: TokenCodec,
+    clients: ClientRegistry | None = None,
+    *,
+    audit: FakeAuditTrail | None = None,
+    limiter: FakeRateLimiter | None = None,
+) -> IssueToken:
+    authenticator = ClientAuthenticator(
+        clients=clients or MemoryClientStore(SEEDS), limiter=limiter or FakeRateLimiter()
+    )
     return IssueToken(
-        clients=clients or MemoryClientRegistry(SEEDS),
+        authenticator=authenticator,
         codec=codec,
         clock=FakeClock(NOW),
         ids=SequentialIds("jti"),
+        audit=audit or FakeAuditTrail(),
         lifetime=LIFETIME,
-        audience=AUDIENCE,
+        resources=Resources.of(AUDIENCE, DOCS),
     )
 
 
 # The defaults are alice's test credentials, as seeded above.
 def request(
     client_id: str | None = "alice",
-    secret: str | None = "alice-secret",  # noqa: S107
+    secret: str | None = ALICE_SECRET,
     scope: str | None = None,
     grant_type: str | None = "client_credentials",
+    resources: tuple[str, ...] = (),
 ) -> IssueTokenCommand:
     return IssueTokenCommand(
-        grant_type=grant_type, client_id=client_id, client_secret=secret, scope=scope
+        grant_type=grant_type,
+        credentials=ClientCredentials(
+            client_id=client_id, client_secret=secret, source="192.0.2.1"
+        ),
+        scope=scope,
+        resources=resources,
     )
 
 
@@ -153,3 +185,118 @@ async def test_every_token_gets_its_own_token_id(codec: FakeTokenCodec) -> None:
     ids = {codec.issued[grant.access_token].token_id for grant in (first, second)}
     assert ids == {"jti-1", "jti-2"}
     assert codec.issued[second.access_token].client_id == "bob"
+
+
+async def test_without_a_requested_resource_the_audience_is_the_default_resource(
+    codec: FakeTokenCodec,
+) -> None:
+    grant = await issuer(codec).execute(request())
+    assert codec.issued[grant.access_token].audience == (AUDIENCE,)
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        AUDIENCE,
+        "HTTPS://Calc.Example/mcp/",
+        "https://CALC.EXAMPLE/mcp",
+        "https://calc.example/mcp//",
+    ],
+)
+async def test_a_requested_resource_is_canonicalised_into_the_audience(
+    codec: FakeTokenCodec, resource: str
+) -> None:
+    grant = await issuer(codec).execute(request(resources=(resource,)))
+    assert codec.issued[grant.access_token].audience == ("https://calc.example/mcp",)
+
+
+async def test_several_resources_give_several_audiences_in_request_order(
+    codec: FakeTokenCodec,
+) -> None:
+    grant = await issuer(codec).execute(request(resources=(DOCS, "HTTPS://calc.example/mcp/")))
+    assert codec.issued[grant.access_token].audience == (DOCS, AUDIENCE)
+
+
+async def test_the_same_resource_named_twice_is_one_audience(codec: FakeTokenCodec) -> None:
+    grant = await issuer(codec).execute(request(resources=(AUDIENCE, "HTTPS://Calc.Example/mcp/")))
+    assert codec.issued[grant.access_token].audience == (AUDIENCE,)
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        ("https://elsewhere.example/mcp",),
+        ("https://calc.example/MCP",),
+        ("https://calc.example/mcp/tools",),
+        ("https://calc.example:8443/mcp",),
+        ("http://calc.example/mcp",),
+        ("https://calc.example/mcp#tools",),
+        ("/mcp",),
+        ("urn:calc:mcp",),
+        ("",),
+        (AUDIENCE, "https://elsewhere.example/mcp"),
+    ],
+)
+async def test_a_resource_not_served_here_is_an_invalid_target_and_signs_nothing(
+    codec: FakeTokenCodec, resources: tuple[str, ...]
+) -> None:
+    with pytest.raises(InvalidTarget):
+        await issuer(codec).execute(request(resources=resources))
+    assert codec.issued == {}
+
+
+async def test_an_issued_token_is_audited_once_with_client_scopes_and_token_id(
+    codec: FakeTokenCodec, audit: FakeAuditTrail
+) -> None:
+    await issuer(codec, audit=audit).execute(request(scope="sse"))
+    assert audit.events == [
+        AuditEvent(
+            action="token", outcome="issued", client_id="alice", scopes=("sse",), token_id="jti-1"
+        )
+    ]
+
+
+RATE_LIMITED = pytest.param(request(), RateLimited, id="rate-limited")
+NOT_SERVED = pytest.param(
+    request(resources=("https://elsewhere.example/",)), InvalidTarget, id="not-served"
+)
+
+
+@pytest.mark.parametrize(("command", "error"), [*REFUSALS, NOT_SERVED, RATE_LIMITED])
+async def test_every_refusal_is_audited_once_with_the_client_and_the_reason(
+    codec: FakeTokenCodec,
+    audit: FakeAuditTrail,
+    command: IssueTokenCommand,
+    error: type[ApplicationError],
+) -> None:
+    limiter = FakeRateLimiter()
+    if error is RateLimited:
+        limiter.empty("client:alice")
+    with pytest.raises(error):
+        await issuer(codec, audit=audit, limiter=limiter).execute(command)
+    [event] = audit.events
+    assert (event.action, event.outcome) == ("token", "refused")
+    assert event.client_id == command.credentials.client_id
+    assert event.reason == error.__name__
+    assert event.token_id is None
+
+
+async def test_the_audit_trail_never_holds_a_secret_or_a_token(audit: FakeAuditTrail) -> None:
+    keys = KeyRing(lambda: [static_hmac_key(b"k" * 32)], algorithm="HS256")
+    codec = JwtTokenCodec(keys=keys, issuer="https://calc.example", algorithms=("HS256",))
+    use_case = issuer(codec, audit=audit)
+    grant = await use_case.execute(request())
+    guesses = [ALICE_SECRET + "x", "mallory-guess-0451"]
+    for secret in guesses:
+        with pytest.raises(InvalidClient):
+            await use_case.execute(request(secret=secret))
+    with pytest.raises(InvalidScope):
+        await use_case.execute(request(scope="admin"))
+    with pytest.raises(InvalidClient):
+        await use_case.execute(request(client_id="mallory", secret=guesses[1]))
+    assert len(audit.events) == 5
+    recorded = repr(audit.events)
+    for secret in [ALICE_SECRET, *guesses]:
+        assert secret not in recorded
+    assert grant.access_token not in recorded
+    assert grant.access_token.rsplit(".", 1)[1] not in recorded

@@ -64,6 +64,7 @@ class LocalSubscriber(Subscription):
         "_limit",
         "_on_end",
         "_pending",
+        "_sink",
         "_waiter",
         "wants",
     )
@@ -88,14 +89,22 @@ class LocalSubscriber(Subscription):
         self._waiter: asyncio.Future[None] | None = None
         self._closed: str | None = None
         self._gap = gap
+        self._sink: Callable[[EventRecord], bool] | None = None
 
     @property
     def gap(self) -> bool:
         """Whether events were lost between the requested id and the replay."""
         return self._gap
 
+    def deliver_to(self, sink: Callable[[EventRecord], bool]) -> None:
+        """Hand live events to ``sink`` directly while nothing is queued."""
+        self._sink = sink
+
     def push(self, record: EventRecord) -> None:
-        """Queue ``record``; past the bound, end this subscription as ``overflow``."""
+        """Deliver or queue ``record``; past the bound, end this subscription as ``overflow``."""
+        sink = self._sink
+        if not self._pending and sink is not None and self._closed is None and sink(record):
+            return
         if len(self._pending) >= self._limit:
             self.end("overflow")
             return

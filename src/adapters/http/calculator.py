@@ -9,8 +9,9 @@ from litestar import Request, post
 from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
+from src.adapters.http.di import Injected
 from src.adapters.http.openapi import CALCULATOR_SECURITY, calculator_responses
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.wire import calculation_body, encoder
@@ -21,14 +22,14 @@ from src.domain.errors import InvalidOperand
 
 OperandA = Annotated[
     str | None,
-    Parameter(
+    QueryParameter(
         description="First operand, a decimal number (e.g. `5`, `-1.5`, `6.02e23`).",
         examples=[Example(value="5")],
     ),
 ]
 OperandB = Annotated[
     str | None,
-    Parameter(description="Second operand, a decimal number.", examples=[Example(value="3")]),
+    QueryParameter(description="Second operand, a decimal number.", examples=[Example(value="3")]),
 ]
 
 
@@ -84,7 +85,7 @@ def _handler(operation: Operation) -> HTTPRouteHandler:
     async def handler(
         request: Request[Principal, Any, Any],
         *,
-        calculate: Calculate,
+        calculate: Injected[Calculate],
         a: OperandA = None,
         b: OperandB = None,
     ) -> JsonBody:

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import ClientException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
+from src.adapters.http.di import Injected
 from src.adapters.http.openapi import (
     SSE_SECURITY,
     bearer_responses,
@@ -70,14 +71,16 @@ def _event_types(types: str | None) -> frozenset[EventType] | None:
 async def events(
     request: Request[Principal, Any, Any],
     *,
-    stream_events: StreamEvents,
+    stream_events: Injected[StreamEvents],
     last_id: Annotated[
         str | None,
-        Parameter(query="lastEventId", description="Resume after this event id (header wins)."),
+        QueryParameter(name="lastEventId", description="Resume after this event id (header wins)."),
     ] = None,
     types: Annotated[
         str | None,
-        Parameter(description="Comma-separated event types to receive: broadcast, calculation."),
+        QueryParameter(
+            description="Comma-separated event types to receive: broadcast, calculation."
+        ),
     ] = None,
 ) -> Response[bytes]:
     """Open the caller's event stream."""
@@ -115,8 +118,8 @@ async def events(
 async def broadcast(
     request: Request[Principal, Any, Any],
     *,
-    broadcast: Broadcast,
-    message: Annotated[str | None, Parameter(description="The message.")] = None,
+    broadcast: Injected[Broadcast],
+    message: Annotated[str | None, QueryParameter(description="The message.")] = None,
 ) -> BroadcastResponse:
     """Broadcast a message."""
     if message is None:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get, post
 
+from src.adapters.http.di import Injected
 from src.adapters.http.openapi import introspection_responses, response_spec
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.token import NO_STORE_RAW, client_credentials, read_form
@@ -87,7 +88,7 @@ def _token_parameter(form: Any) -> str:
     ),
     **FORM_ROUTE,
 )
-async def revoke(request: Request[Any, Any, Any], revoke_token: RevokeToken) -> JsonBody:
+async def revoke(request: Request[Any, Any, Any], revoke_token: Injected[RevokeToken]) -> JsonBody:
     """Revoke a token."""
     form = read_form(request, await request.body())
     command = RevokeTokenCommand(
@@ -108,7 +109,9 @@ async def revoke(request: Request[Any, Any, Any], revoke_token: RevokeToken) -> 
     **FORM_ROUTE,
 )
 async def introspect(
-    request: Request[Any, Any, Any], introspect_token: IntrospectToken, metadata: ServerMetadata
+    request: Request[Any, Any, Any],
+    introspect_token: Injected[IntrospectToken],
+    metadata: Injected[ServerMetadata],
 ) -> JsonBody:
     """Introspect a token."""
     form = read_form(request, await request.body())
@@ -128,7 +131,7 @@ async def introspect(
     sync_to_thread=False,
     responses={200: response_spec(dict[str, Any], "The metadata document")},
 )
-def authorization_server_metadata(metadata: ServerMetadata) -> dict[str, Any]:
+def authorization_server_metadata(metadata: Injected[ServerMetadata]) -> dict[str, Any]:
     """The authorization server's metadata."""
     base = metadata.base_url
     return {
@@ -164,7 +167,7 @@ def authorization_server_metadata(metadata: ServerMetadata) -> dict[str, Any]:
     sync_to_thread=False,
     responses={200: response_spec(dict[str, Any], "The JWK Set")},
 )
-def jwks(public_keys: list[dict[str, Any]]) -> dict[str, Any]:
+def jwks(public_keys: Injected[list[dict[str, Any]]]) -> dict[str, Any]:
     """The JWK Set."""
     return {"keys": public_keys}
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar import Response, Router
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
 
-from src.adapters.http.errors import OAuthError, Problem
+from src.adapters.http.errors import OAuthError, Problem, problem
 from src.adapters.http.wire import TokenResponse
 
 SCHEME = "oauth2"
@@ -86,11 +87,20 @@ def introspection_responses(body: Any) -> dict[int, ResponseSpec]:
     }
 
 
+async def _json_not_found(response: Response[Any]) -> Response[Any]:
+    # Litestar answers unknown paths under /schema with an HTML page; every other unknown
+    # path gets a problem document, so these do too.
+    if response.status_code == 404:
+        return problem(404, "Not Found", "Not Found")
+    return response
+
+
 def openapi_config(*, title: str, version: str, scopes: dict[str, str]) -> OpenAPIConfig:
     """The document, its renderers (Swagger UI, ReDoc, JSON) and the OAuth scheme."""
     flows = OAuthFlows(client_credentials=OAuthFlow(token_url="/token", scopes=scopes))
     swagger_oauth: dict[str, Any] = {"clientId": "", "scopes": " ".join(scopes)}
     return OpenAPIConfig(
+        openapi_router=Router("/schema", route_handlers=[], after_request=_json_not_found),
         title=title,
         version=version,
         description=DESCRIPTION,

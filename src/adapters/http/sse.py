@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,6 +20,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Send
 
 from src.adapters.http.wire import encoder, event_data
+from src.adapters.http.writer import DirectWriter
 from src.application.errors import StreamEnded
 from src.application.ports import EventRecord
 from src.application.stream_events import EventStream
@@ -130,20 +131,25 @@ class _ASGIEventStream(ASGIResponse):
     async def send_body(self, send: Send, receive: Receive) -> None:
         source = self._source
         stream, frames, ping = source._stream, source._frames, source._ping
+        writer = DirectWriter(send)
         watcher = asyncio.ensure_future(_close_on_disconnect(receive, stream))
         try:
-            await _chunk(send, source.preamble())
+            await writer.write(source.preamble())
+            stream.deliver_to(_sink(writer, frames, stream))
             while True:
+                await writer.finish()
                 try:
                     batch = await stream.next_batch(ping)
                 except StreamEnded as ended:
                     if ended.reason != "closed":
                         end = notice("end", ended.reason, str(ended), retry=ended.retry)
-                        await _chunk(send, end)
+                        await writer.write(end)
                     break
-                body = frames.frames(batch) if batch else PING
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if batch:
+                    await writer.write(frames.frames(batch))
+                elif not writer.busy:  # a timeout, not a wake to finish a direct write
+                    await writer.write(PING)
+            await writer.end()
         except OSError:  # the connection is gone: nothing more to say
             pass
         finally:
@@ -151,8 +157,23 @@ class _ASGIEventStream(ASGIResponse):
             watcher.cancel()
 
 
-async def _chunk(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+def _sink(
+    writer: DirectWriter, frames: FrameCache, stream: EventStream
+) -> Callable[[EventRecord], bool]:
+    """Delivery straight from the publisher (see :mod:`writer`)."""
+
+    def deliver(record: EventRecord) -> bool:
+        try:
+            if not writer.try_write(frames.frame(record)):
+                return False
+        except Exception:
+            stream.close()
+            return True
+        if writer.busy:  # the server must wait for the client: the stream's task finishes it
+            stream.wake()
+        return True
+
+    return deliver
 
 
 async def _close_on_disconnect(receive: Receive, stream: EventStream) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote_plus
 import msgspec
 from litestar import Request, post
 
+from src.adapters.http.di import Injected
 from src.adapters.http.errors import NO_STORE
 from src.adapters.http.openapi import token_responses
 from src.adapters.http.responses import JsonBody
@@ -55,7 +56,13 @@ def read_form(request: Request[Any, Any, Any], body: bytes) -> Form:
     if media_type != FORM:
         raise InvalidRequest(f"the request body must be {FORM}")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FIELDS,
+            encoding="utf-8",
+            errors="strict",  # a percent-escape that is not UTF-8 is refused, not replaced
+        )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the request body is not a valid UTF-8 form") from None
     return Form(pairs)
@@ -117,7 +124,7 @@ def token_response(grant: TokenGrant) -> JsonBody:
     oauth_errors=True,
     responses=token_responses(),
 )
-async def token(request: Request[Any, Any, Any], issue_token: IssueToken) -> JsonBody:
+async def token(request: Request[Any, Any, Any], issue_token: Injected[IssueToken]) -> JsonBody:
     """Issue an access token."""
     form = read_form(request, await request.body())
     command = IssueTokenCommand(

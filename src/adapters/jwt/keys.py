@@ -104,6 +104,9 @@ class KeyFile:
         now = time.time()
         live = [k for k in keys if k.retired_at is None or k.retired_at + self._lifetime > now]
         if not any(k.algorithm == self._algorithm and k.retired_at is None for k in live):
+            # the algorithm changed: the old active key retires (it verifies until its tokens
+            # expire, if its algorithm is still accepted) and a key for the new one signs
+            live = [k if k.retired_at is not None else replace(k, retired_at=now) for k in live]
             live.append(generate(self._algorithm, now))
         if live != keys:
             self._write(live)

@@ -11,8 +11,9 @@ from src.application.ports import RateLimiter
 class MemoryRateLimiter(RateLimiter):
     """Buckets of ``capacity`` tokens refilled at ``rate`` tokens a second.
 
-    At most ``max_keys`` buckets are kept; the least recently used go first (a full bucket is
-    the same as no bucket, so forgetting an idle key loses nothing that matters).
+    A penalty (:meth:`charge`) may leave a bucket in debt, up to one bucket's worth, so that it
+    takes longer to refill. At most ``max_keys`` buckets are kept; the least recently used go
+    first (a full bucket is the same as no bucket, so forgetting an idle key loses little).
     """
 
     def __init__(self, *, capacity: float, rate: float, max_keys: int = 100_000) -> None:
@@ -33,7 +34,17 @@ class MemoryRateLimiter(RateLimiter):
             tokens -= cost
         else:
             wait = (min(cost, self._capacity) - tokens) / self._rate
+        self._store(key, tokens, now)
+        return wait
+
+    async def charge(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens, into debt (at most one bucket's worth) if need be."""
+        now = time.monotonic()
+        tokens, stamp = self._buckets.pop(key, (self._capacity, now))
+        tokens = min(self._capacity, tokens + (now - stamp) * self._rate)
+        self._store(key, max(-self._capacity, tokens - cost), now)
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        return wait

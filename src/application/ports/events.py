@@ -50,6 +50,18 @@ class Subscription(Protocol):
         """
         ...
 
+    def deliver_to(self, sink: Callable[[EventRecord], bool]) -> None:
+        """Hand live events straight to ``sink`` as they are published, when nothing is queued.
+
+        ``sink`` returns ``False`` when it cannot take an event at that moment; the event is then
+        queued for :meth:`next_batch`, as are all events while others are queued (order holds).
+        """
+        ...
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`next_batch` return now (with whatever is queued, maybe nothing)."""
+        ...
+
     def close(self) -> None:
         """Stop receiving events. Idempotent."""
         ...

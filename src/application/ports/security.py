@@ -30,6 +30,10 @@ class RateLimiter(Protocol):
         """
         ...
 
+    async def charge(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens from ``key``'s bucket even if that leaves it in debt (penalties)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEvent:
