@@ -46,7 +46,7 @@ from targets import (
 from wrkbench import WRK_MISSING, WrkError, WrkSettings, bench_add, bench_token, wrk_version
 
 FANOUT_SCRIPT = BENCH_DIR / "sse_fanout.py"
-DEFAULT_TARGETS = ("seed", "bare", "calcmcp")
+DEFAULT_TARGETS = ("seed", "bare", "calcmcp", "calcmcp-hs256")
 
 
 class BenchmarkError(RuntimeError):

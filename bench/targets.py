@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -86,14 +87,35 @@ def default_targets(seed_dir: Path) -> dict[str, Target]:
             benchmarks=("add",),
             auth=False,
         ),
-        "calcmcp": Target(
-            name="calcmcp",
-            command=(
-                f"{calcmcp_python} -m uvicorn --factory src.bootstrap:create_app {UVICORN_FLAGS}"
-            ),
-            cwd=REPO_ROOT,
+        "calcmcp": calcmcp_target("calcmcp", calcmcp_python, algorithm="ES256"),
+        "calcmcp-hs256": calcmcp_target(
+            "calcmcp-hs256", calcmcp_python, algorithm="HS256", benchmarks=("token", "add")
         ),
     }
+
+
+def calcmcp_target(
+    name: str, python: str, *, algorithm: str, benchmarks: tuple[str, ...] = ALL_BENCHMARKS
+) -> Target:
+    """calcmcp as shipped (audit log on), with its token signing algorithm and a fresh data dir.
+
+    The /token rate limits are raised out of reach: one load generator from one address would
+    otherwise be throttled, which is the limiter working, not the endpoint's throughput. The
+    limiter still runs on every request.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    return Target(
+        name=name,
+        command=f"{python} -m uvicorn --factory src.bootstrap:create_app {UVICORN_FLAGS}",
+        cwd=REPO_ROOT,
+        benchmarks=benchmarks,
+        env={
+            "CALCMCP_DATA_DIR": str(data_dir),
+            "CALCMCP_JWT_ALGORITHM": algorithm,
+            "CALCMCP_TOKEN_RATE": "1000000000",
+            "CALCMCP_TOKEN_BURST": "1000000000",
+        },
+    )
 
 
 def ensure_seed_venv(seed_dir: Path, venv: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -274,6 +275,23 @@ class Container(containers.DeclarativeContainer):
     stream_events = providers.Singleton(StreamEvents, events=event_bus, clock=clock)
 
 
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level, once per process (workers configure their own)."""
+    # Who called the logger, and from which thread or process, is never printed: skip the
+    # lookups (logging's documented optimisations; the caller lookup walks the stack).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    root = logging.getLogger()
+    root.setLevel(settings.log_level.upper())
+    if not any(getattr(h, "calcmcp", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.calcmcp = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+
+
 def build_container(settings: Settings | None = None) -> Container:
     """A container for ``settings`` (default: from the environment)."""
     return Container(settings=settings or load_settings())
@@ -322,6 +340,7 @@ def create_app(container: Container | None = None) -> Any:
 
     container = container or build_container()
     settings: Settings = container.settings()
+    configure_logging(settings)
     if not settings.production:
         log.warning(
             "development client '%s' is enabled (documented default secret); "
@@ -333,6 +352,10 @@ def create_app(container: Container | None = None) -> Any:
 
     def on_startup() -> None:
         restore.append(_on_stop_signal(bus.close))
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # full passes, which would otherwise walk it again and again while streams pile up.
+        gc.collect()
+        gc.freeze()
 
     def on_shutdown() -> None:
         bus.close()
@@ -468,9 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(settings_reference())
         return 0
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "keys":

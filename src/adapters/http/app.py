@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
@@ -66,7 +66,7 @@ class HttpSettings:
     version: str = "0.1.0"
 
 
-@get("/", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
+@get("/", include_in_schema=False, sync_to_thread=False)
 def index() -> dict[str, str]:
     """What this server is, and where its docs are."""
     return {
@@ -77,13 +77,13 @@ def index() -> dict[str, str]:
     }
 
 
-@get("/docs", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
+@get("/docs", include_in_schema=False, sync_to_thread=False)
 def docs() -> Redirect:
     """Swagger UI."""
     return Redirect("/schema/swagger")
 
 
-@get("/redoc", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
+@get("/redoc", include_in_schema=False, sync_to_thread=False)
 def redoc() -> Redirect:
     """ReDoc."""
     return Redirect("/schema/redoc")
@@ -118,9 +118,14 @@ def create_app(
             redoc,
             token.token,
             *oauth.handlers,
-            *calculator.handlers,
-            events.events,
-            events.broadcast,
+            # every route on this router needs a bearer token
+            Router(
+                "/",
+                route_handlers=[*calculator.handlers, events.events, events.broadcast],
+                middleware=[
+                    bearer_auth(authenticate=services.authenticate, resource=settings.resource)
+                ],
+            ),
         ],
         dependencies={
             "issue_token": _provide(services.issue_token),
@@ -132,12 +137,14 @@ def create_app(
             "broadcast": _provide(services.broadcast),
             "stream_events": _provide(services.stream_events),
         },
-        middleware=[bearer_auth(authenticate=services.authenticate, resource=settings.resource)],
         exception_handlers=cast("Any", EXCEPTION_HANDLERS),
         openapi_config=openapi_config(
             title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
         ),
         state=State({"stream_options": options}),
+        # logging is configured once, by the composition root; Litestar's default would put a
+        # queue handler on the root logger that costs a token request a third of its time
+        logging_config=None,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
     )

@@ -23,7 +23,6 @@ FORM_ROUTE: dict[str, Any] = {
     "status_code": 200,
     "tags": ["OAuth 2.0"],
     "request_max_body_size": 64 * 1024,
-    "exclude_from_auth": True,
     "oauth_errors": True,
 }
 
@@ -127,7 +126,6 @@ async def introspect(
     "/.well-known/oauth-authorization-server",
     tags=["OAuth 2.0"],
     summary="Authorization server metadata (RFC 8414)",
-    exclude_from_auth=True,
     sync_to_thread=False,
     responses={200: response_spec(dict[str, Any], "The metadata document")},
 )
@@ -163,7 +161,6 @@ def authorization_server_metadata(metadata: Injected[ServerMetadata]) -> dict[st
     "/.well-known/jwks.json",
     tags=["OAuth 2.0"],
     summary="The public keys that verify access tokens (RFC 7517 JWK Set)",
-    exclude_from_auth=True,
     sync_to_thread=False,
     responses={200: response_spec(dict[str, Any], "The JWK Set")},
 )
@@ -172,7 +169,7 @@ def jwks(public_keys: Injected[list[dict[str, Any]]]) -> dict[str, Any]:
     return {"keys": public_keys}
 
 
-@get("/authorize", include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
+@get("/authorize", include_in_schema=False, sync_to_thread=False)
 def authorize() -> JsonBody:
     """Not offered: this server issues tokens by client credentials only."""
     body = msgspec.json.encode(

@@ -120,7 +120,6 @@ def token_response(grant: TokenGrant) -> JsonBody:
         "with `Retry-After`."
     ),
     request_max_body_size=64 * 1024,
-    exclude_from_auth=True,
     oauth_errors=True,
     responses=token_responses(),
 )
