@@ -121,7 +121,11 @@ def create_app(
             # every route on this router needs a bearer token
             Router(
                 "/",
-                route_handlers=[*calculator.handlers, events.events, events.broadcast],
+                route_handlers=[
+                    *calculator.handlers(services.calculate),
+                    events.events,
+                    events.broadcast,
+                ],
                 middleware=[
                     bearer_auth(authenticate=services.authenticate, resource=settings.resource)
                 ],
@@ -133,7 +137,6 @@ def create_app(
             "introspect_token": _provide(services.introspect_token),
             "public_keys": _provide(lambda: services.token_codec().public_keys()),
             "metadata": _provide(lambda: metadata),
-            "calculate": _provide(services.calculate),
             "broadcast": _provide(services.broadcast),
             "stream_events": _provide(services.stream_events),
         },
