@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 
 from src.adapters.jwt.codec import JwtTokenCodec, KeyRing
 from src.adapters.jwt.keys import KeyFile, static_hmac_key
-from src.adapters.logs import LoggingAuditTrail
+from src.adapters.logs import ConsoleFormatter, JsonLineFormatter, LoggingAuditTrail
 from src.adapters.memory.clients import ClientSeed, LayeredClientRegistry, MemoryClientStore
 from src.adapters.memory.event_bus import MemoryEventBus
 from src.adapters.memory.rate_limits import MemoryRateLimiter
@@ -104,6 +104,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     sse_ping_interval: Annotated[float, _doc("Seconds between keep-alive comments")] = 15.0
     sse_retry_ms: Annotated[int, _doc("Reconnection delay told to SSE clients, ms")] = 3000
     log_level: Annotated[str, _doc("Logging level")] = "info"
+    log_format: Annotated[
+        Literal["auto", "json", "console"],
+        _doc("Log lines: JSON, readable text, or auto (text on a terminal, JSON otherwise)"),
+    ] = "auto"
 
     @property
     def production(self) -> bool:
@@ -287,7 +291,11 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     if not any(getattr(h, "calcmcp", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # one JSON line per record for collectors; readable lines for a person at a terminal
+        terminal = settings.log_format == "console" or (
+            settings.log_format == "auto" and sys.stderr.isatty()
+        )
+        handler.setFormatter(ConsoleFormatter() if terminal else JsonLineFormatter())
         handler.calcmcp = True  # type: ignore[attr-defined]
         root.addHandler(handler)
 
