@@ -16,21 +16,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from dependency_injector import containers, providers
 from dotenv import dotenv_values
 
-from src.adapters.jwt.codec import JwtTokenCodec, KeyRing
-from src.adapters.jwt.keys import KeyFile, static_hmac_key
 from src.adapters.logs import ConsoleFormatter, JsonLineFormatter, LoggingAuditTrail
+from src.adapters.mcp.resources import Resources as McpResources
+from src.adapters.mcp.server import McpServer
+from src.adapters.mcp.tools import Tools
 from src.adapters.memory.clients import ClientSeed, LayeredClientRegistry, MemoryClientStore
 from src.adapters.memory.event_bus import MemoryEventBus
 from src.adapters.memory.rate_limits import MemoryRateLimiter
 from src.adapters.memory.revocations import MemoryRevocationList
-from src.adapters.sqlite.clients import SqliteClientStore
-from src.adapters.sqlite.keyfile import load_or_create_key
+from src.adapters.memory.sessions import MemorySessionStore
+from src.adapters.memory.stream_slots import MemoryStreamSlots
+from src.adapters.memory.tickets import MemoryTicketStore
 from src.adapters.system import SecretsIdSource, SystemClock
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
@@ -38,12 +41,20 @@ from src.application.calculate import Calculate
 from src.application.client_auth import ClientAuthenticator
 from src.application.errors import ApplicationError
 from src.application.introspect_token import IntrospectToken
+from src.application.issue_stream_ticket import IssueStreamTicket
 from src.application.issue_token import IssueToken
 from src.application.manage_clients import ManageClients
+from src.application.recent_events import RecentEvents
+from src.application.redeem_stream_ticket import RedeemStreamTicket
 from src.application.revoke_token import RevokeToken
-from src.application.security import Resources
+from src.application.security import Principal, Resources, canonical_resource
 from src.application.stream_events import StreamEvents
 from src.domain.calculator import Calculator, CalculatorLimits
+
+if TYPE_CHECKING:  # imported where used: `calcmcp stdio` must start without them
+    from src.adapters.jwt.codec import JwtTokenCodec
+    from src.adapters.jwt.keys import KeyFile
+    from src.adapters.sqlite.clients import SqliteClientStore
 
 log = logging.getLogger("calcmcp")
 ENV_PREFIX = "CALCMCP_"
@@ -103,6 +114,29 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     subscriber_queue: Annotated[int, _doc("Events buffered per slow subscriber")] = 1024
     sse_ping_interval: Annotated[float, _doc("Seconds between keep-alive comments")] = 15.0
     sse_retry_ms: Annotated[int, _doc("Reconnection delay told to SSE clients, ms")] = 3000
+    sse_max_streams: Annotated[
+        int, _doc("Event streams open at once, in total (more: 429)"), msgspec.Meta(ge=1)
+    ] = 10_000
+    sse_max_streams_per_client: Annotated[
+        int, _doc("Event streams one client may have open at once (more: 429)"), msgspec.Meta(ge=1)
+    ] = 100
+    sse_ticket_lifetime: Annotated[
+        float, _doc("Seconds a browser's stream ticket is good for"), msgspec.Meta(gt=0)
+    ] = 30.0
+    sse_auth_check: Annotated[
+        float,
+        _doc("Seconds between checks that an open stream's token is not revoked"),
+        msgspec.Meta(gt=0),
+    ] = 5.0
+    mcp_allowed_origins: Annotated[
+        str,
+        _doc("Origins allowed to call MCP, comma-separated patterns (default: own and localhost)"),
+    ] = ""
+    mcp_allowed_hosts: Annotated[
+        str, _doc("Host headers MCP answers, comma-separated patterns (default: own and localhost)")
+    ] = ""
+    stdio_client_id: Annotated[str, _doc("Who `calcmcp stdio` acts for")] = "stdio"
+    stdio_scopes: Annotated[str, _doc("Scopes `calcmcp stdio` acts with")] = "calculator sse"
     log_level: Annotated[str, _doc("Logging level")] = "info"
     log_format: Annotated[
         Literal["auto", "json", "console"],
@@ -117,7 +151,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     @property
     def base_url(self) -> str:
         """The public base URL: where clients reach this server, and its API's resource URI."""
-        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+        url = (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+        return canonical_resource(url) or url  # lower-case scheme and host, as tokens carry it
 
     @property
     def issuer_id(self) -> str:
@@ -171,6 +206,8 @@ def client_seeds(settings: Settings) -> list[ClientSeed]:
 
 def key_file(settings: Settings) -> KeyFile:
     """The signing keys kept in the data directory."""
+    from src.adapters.jwt.keys import KeyFile  # noqa: PLC0415 - see the imports
+
     return KeyFile(
         Path(settings.data_dir),
         algorithm=settings.jwt_algorithm,
@@ -178,22 +215,72 @@ def key_file(settings: Settings) -> KeyFile:
     )
 
 
-def key_ring(settings: Settings) -> KeyRing:
-    """The configured HS256 secret, or the keys kept (and rotated) in the data directory."""
+def jwt_token_codec(settings: Settings) -> JwtTokenCodec:
+    """Tokens signed with the configured HS256 secret, or the keys kept (and rotated) in the
+    data directory."""
+    from src.adapters.jwt.codec import JwtTokenCodec, KeyRing  # noqa: PLC0415 - see the imports
+    from src.adapters.jwt.keys import static_hmac_key  # noqa: PLC0415
+
     if settings.jwt_secret:
         secret = settings.jwt_secret.encode()
         if settings.jwt_algorithm != "HS256" or len(secret) < 32:
             raise SystemExit(
                 "calcmcp: CALCMCP_JWT_SECRET needs CALCMCP_JWT_ALGORITHM=HS256 and 32+ bytes"
             )
-        return KeyRing(lambda: [static_hmac_key(secret)], algorithm="HS256")
-    keys = key_file(settings)
-    return KeyRing(keys.load, algorithm=settings.jwt_algorithm, version=keys.mtime)
+        ring = KeyRing(lambda: [static_hmac_key(secret)], algorithm="HS256")
+    else:
+        keys = key_file(settings)
+        ring = KeyRing(keys.load, algorithm=settings.jwt_algorithm, version=keys.mtime)
+    return JwtTokenCodec(
+        keys=ring, issuer=settings.issuer_id, algorithms=settings.accepted_algorithms
+    )
+
+
+def sqlite_client_store(settings: Settings) -> SqliteClientStore:
+    """The client database in the data directory."""
+    from src.adapters.sqlite.clients import SqliteClientStore  # noqa: PLC0415 - see the imports
+    from src.adapters.sqlite.keyfile import load_or_create_key  # noqa: PLC0415
+
+    data_dir = Path(settings.data_dir)
+    return SqliteClientStore(data_dir / CLIENT_DB, load_or_create_key(data_dir))
 
 
 def resources(settings: Settings) -> Resources:
-    """The resources tokens may be requested for: this server's API (the default)."""
-    return Resources.of(settings.base_url)
+    """The resources tokens may be requested for: this server's API (the default), and its
+    MCP endpoints (Streamable HTTP, and the legacy HTTP+SSE transport)."""
+    return Resources.of(settings.base_url, *mcp_endpoints(settings))
+
+
+def _patterns(configured: str, defaults: list[str]) -> tuple[str, ...]:
+    listed = [item.strip() for item in configured.split(",") if item.strip()]
+    return tuple(listed or defaults)
+
+
+def mcp_http_settings(settings: Settings, kind: Any) -> Any:
+    """The MCP transports' settings (``kind``: the HTTP adapter's settings class)."""
+    endpoint, sse_endpoint = mcp_endpoints(settings)
+    public = urlsplit(settings.base_url)
+    local = ["localhost", "127.0.0.1", "[::1]"]
+    hosts = [public.netloc, *local, *(f"{host}:*" for host in local)]
+    origins = [
+        f"{public.scheme}://{public.netloc}",
+        *(f"http://{host}:*" for host in local),
+        *(f"http://{host}" for host in local),
+    ]
+    well_known = f"{settings.base_url}/.well-known/oauth-protected-resource"
+    return kind(
+        endpoint=endpoint,
+        sse_endpoint=sse_endpoint,
+        metadata={endpoint: f"{well_known}/mcp", sse_endpoint: f"{well_known}/sse"},
+        scopes=("calculator", "sse"),
+        allowed_origins=_patterns(settings.mcp_allowed_origins, origins),
+        allowed_hosts=_patterns(settings.mcp_allowed_hosts, hosts),
+    )
+
+
+def mcp_endpoints(settings: Settings) -> tuple[str, str]:
+    """The canonical URIs of the MCP endpoints: Streamable HTTP, and HTTP+SSE."""
+    return f"{settings.base_url}/mcp", f"{settings.base_url}/sse"
 
 
 class Container(containers.DeclarativeContainer):
@@ -217,18 +304,9 @@ class Container(containers.DeclarativeContainer):
     configured_clients = providers.Singleton(
         MemoryClientStore, seeds=providers.Callable(client_seeds, settings)
     )
-    client_store = providers.Singleton(
-        SqliteClientStore,
-        path=providers.Callable(lambda s: Path(s.data_dir) / CLIENT_DB, settings),
-        key=providers.Callable(lambda s: load_or_create_key(Path(s.data_dir)), settings),
-    )
+    client_store = providers.Singleton(sqlite_client_store, settings)
     clients = providers.Singleton(LayeredClientRegistry, configured_clients, client_store)
-    token_codec = providers.Singleton(
-        JwtTokenCodec,
-        keys=providers.Singleton(key_ring, settings),
-        issuer=settings.provided.issuer_id,
-        algorithms=settings.provided.accepted_algorithms,
-    )
+    token_codec = providers.Singleton(jwt_token_codec, settings)
     revocations = providers.Singleton(MemoryRevocationList)
     rate_limiter = providers.Singleton(
         MemoryRateLimiter,
@@ -276,7 +354,42 @@ class Container(containers.DeclarativeContainer):
     )
     calculate = providers.Singleton(Calculate, calculator=calculator, events=event_bus, clock=clock)
     broadcast = providers.Singleton(Broadcast, events=event_bus, clock=clock)
-    stream_events = providers.Singleton(StreamEvents, events=event_bus, clock=clock)
+    stream_slots = providers.Singleton(
+        MemoryStreamSlots,
+        max_streams=settings.provided.sse_max_streams,
+        max_per_client=settings.provided.sse_max_streams_per_client,
+    )
+    stream_tickets = providers.Singleton(MemoryTicketStore, clock=clock.provided.now)
+    stream_events = providers.Singleton(
+        StreamEvents,
+        events=event_bus,
+        clock=clock,
+        slots=stream_slots,
+        revocations=revocations,
+        check_every=settings.provided.sse_auth_check,
+    )
+    issue_stream_ticket = providers.Singleton(
+        IssueStreamTicket,
+        tickets=stream_tickets,
+        ids=ids,
+        clock=clock,
+        lifetime=settings.provided.sse_ticket_lifetime,
+    )
+    redeem_stream_ticket = providers.Singleton(
+        RedeemStreamTicket, tickets=stream_tickets, revocations=revocations, clock=clock
+    )
+    recent_events = providers.Singleton(RecentEvents, events=event_bus)
+    sessions = providers.Singleton(MemorySessionStore)
+    mcp_server = providers.Singleton(
+        McpServer,
+        tools=providers.Singleton(
+            Tools, calculate=calculate.provider, broadcast=broadcast.provider
+        ),
+        resources=providers.Singleton(McpResources, recent_events=recent_events.provider),
+        sessions=sessions,
+        ids=ids,
+        clock=clock,
+    )
 
 
 def configure_logging(settings: Settings) -> None:
@@ -302,7 +415,10 @@ def configure_logging(settings: Settings) -> None:
 
 def build_container(settings: Settings | None = None) -> Container:
     """A container for ``settings`` (default: from the environment)."""
-    return Container(settings=settings or load_settings())
+    settings = settings or load_settings()
+    # keys, secrets and the client database live here: only this user may even list them
+    Path(settings.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Container(settings=settings)
 
 
 def _on_stop_signal(callback: Callable[[], None]) -> Callable[[], None]:
@@ -345,6 +461,8 @@ def create_app(container: Container | None = None) -> Any:
     """
     from src.adapters.http.app import HttpServices, HttpSettings  # noqa: PLC0415
     from src.adapters.http.app import create_app as create_http_app  # noqa: PLC0415
+    from src.adapters.http.mcp import McpServices  # noqa: PLC0415
+    from src.adapters.http.mcp_common import McpHttpSettings  # noqa: PLC0415
 
     container = container or build_container()
     settings: Settings = container.settings()
@@ -358,15 +476,20 @@ def create_app(container: Container | None = None) -> Any:
     bus = container.event_bus()
     restore: list[Callable[[], None]] = []
 
+    def stop_streams() -> None:
+        bus.close()
+        for stop in app.state.stop:
+            stop()
+
     def on_startup() -> None:
-        restore.append(_on_stop_signal(bus.close))
+        restore.append(_on_stop_signal(stop_streams))
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which would otherwise walk it again and again while streams pile up.
         gc.collect()
         gc.freeze()
 
     def on_shutdown() -> None:
-        bus.close()
+        stop_streams()
         for undo in restore:
             undo()
 
@@ -379,14 +502,25 @@ def create_app(container: Container | None = None) -> Any:
         calculate=container.calculate,
         broadcast=container.broadcast,
         stream_events=container.stream_events,
+        issue_stream_ticket=container.issue_stream_ticket,
+        redeem_stream_ticket=container.redeem_stream_ticket,
+        mcp=McpServices(
+            server=container.mcp_server,
+            sessions=container.sessions,
+            stream_events=container.stream_events,
+            ping_interval=settings.sse_ping_interval,
+            retry_ms=settings.sse_retry_ms,
+        ),
     )
     http = HttpSettings(
         resource=settings.base_url,
         issuer=settings.issuer_id,
+        mcp=mcp_http_settings(settings, McpHttpSettings),
         ping_interval=settings.sse_ping_interval,
         retry_ms=settings.sse_retry_ms,
     )
-    return create_http_app(services, http, on_startup=[on_startup], on_shutdown=[on_shutdown])
+    app = create_http_app(services, http, on_startup=[on_startup], on_shutdown=[on_shutdown])
+    return app
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -421,6 +555,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
     commands.add_parser("config", help="print the configuration reference (Markdown)")
+    commands.add_parser("stdio", help="speak MCP on stdin/stdout (for desktop MCP clients)")
     keys = commands.add_parser("keys", help="manage the token signing keys in the data dir")
     keys.add_argument("action", choices=["list", "rotate"])
     clients = commands.add_parser("clients", help="manage OAuth clients in the data dir")
@@ -462,6 +597,20 @@ async def _clients(args: argparse.Namespace, manage: ManageClients) -> int:
     return 0
 
 
+def _stdio(settings: Settings) -> int:
+    from src.adapters.stdio import serve_process  # noqa: PLC0415 - only this command needs it
+
+    container = build_container(settings)
+    principal = Principal(
+        client_id=settings.stdio_client_id,
+        scopes=frozenset(settings.stdio_scopes.split()),
+        token_id="stdio",
+        expires_at=float("inf"),
+    )
+    serve_process(container.mcp_server(), principal)
+    return 0
+
+
 def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
 
@@ -500,18 +649,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     settings = load_settings()
     configure_logging(settings)
-    if args.command == "serve":
-        return _serve(args, settings)
-    if args.command == "keys":
-        return _keys(args.action, settings)
-    if args.command == "clients":
-        container = build_container(settings)
-        try:
-            return asyncio.run(_clients(args, container.manage_clients()))
-        except ApplicationError as refusal:
-            print(f"calcmcp: {refusal}", file=sys.stderr)
-            return 1
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    commands: dict[str, Callable[[], int]] = {
+        "serve": lambda: _serve(args, settings),
+        "keys": lambda: _keys(args.action, settings),
+        "stdio": lambda: _stdio(settings),
+        "clients": lambda: _run_clients(args, settings),
+    }
+    return commands[args.command]()
+
+
+def _run_clients(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_clients(args, build_container(settings).manage_clients()))
+    except ApplicationError as refusal:
+        print(f"calcmcp: {refusal}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -69,6 +69,19 @@ class InvalidTarget(ApplicationError):
 class RateLimited(ApplicationError):
     """Too many requests; ``retry_after`` says how many seconds to wait."""
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests; retry after {max(1, math.ceil(retry_after))} s")
+    def __init__(self, retry_after: float, what: str = "too many requests") -> None:
+        super().__init__(f"{what}; retry after {max(1, math.ceil(retry_after))} s")
         self.retry_after = retry_after
+
+
+class TooManyStreams(RateLimited):
+    """Opening one more event stream would pass a limit: the client's own, or the server's."""
+
+    def __init__(self, retry_after: float, *, per_client: bool = True) -> None:
+        whose = "this client has" if per_client else "the server has"
+        super().__init__(retry_after, f"{whose} as many event streams open as it may")
+        self.per_client = per_client
+
+
+class InvalidTicket(ApplicationError):
+    """A stream ticket is unknown, already used, expired, or meant for another resource."""

@@ -138,7 +138,8 @@ def _refusal(command: IssueTokenCommand, refusal: ApplicationError) -> AuditEven
 def _granted_scopes(requested: str | None, allowed: frozenset[str]) -> tuple[str, ...]:
     if not allowed:
         raise UnauthorizedClient("this client may not be issued any scope")
-    wanted = tuple(dict.fromkeys((requested or "").split()))
+    # RFC 6749 §3.3: scope tokens are separated by spaces, and by nothing else
+    wanted = tuple(dict.fromkeys(name for name in (requested or "").split(" ") if name))
     if not wanted:
         return tuple(sorted(allowed))
     unknown = sorted(set(wanted) - KNOWN_SCOPES)

@@ -49,7 +49,10 @@ def canonical_resource(uri: str) -> str | None:
     trailing slash is dropped, so ``HTTPS://Calc.example/mcp/`` and ``https://calc.example/mcp``
     name the same resource.
     """
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.fragment:
         return None
     path = parts.path.rstrip("/")

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from src.adapters.memory.revocations import MemoryRevocationList
+from src.adapters.memory.stream_slots import MemoryStreamSlots
 from src.application.errors import InvalidToken
 from src.application.ports import (
     AccessTokenClaims,
@@ -20,7 +22,11 @@ from src.application.ports import (
     Subscription,
     TokenCodec,
 )
+from src.application.ports.events import EventBus
+from src.application.ports.security import RevocationList
+from src.application.ports.streams import StreamSlots
 from src.application.security import Principal, Scope
+from src.application.stream_events import StreamEvents
 
 AUDIENCE = "https://calc.example/mcp"
 NOW = 1_700_000_000.0
@@ -152,3 +158,21 @@ async def next_events(subscription: Subscription, timeout: float = 1.0) -> Seque
     batch = await subscription.next_batch(timeout)
     assert batch, "expected events, got none before the timeout"
     return batch
+
+
+def stream_events(
+    bus: EventBus,
+    clock: Clock | None = None,
+    *,
+    revocations: RevocationList | None = None,
+    slots: StreamSlots | None = None,
+    check_every: float = 5.0,
+) -> StreamEvents:
+    """``StreamEvents`` over ``bus``: no token revoked and generous stream limits, unless given."""
+    return StreamEvents(
+        events=bus,
+        clock=clock or FakeClock(NOW),
+        revocations=revocations or MemoryRevocationList(),
+        slots=slots or MemoryStreamSlots(max_streams=1000, max_per_client=100),
+        check_every=check_every,
+    )

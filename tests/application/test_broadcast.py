@@ -7,10 +7,10 @@ import pytest
 from src.adapters.memory.event_bus import MemoryEventBus
 from src.application.broadcast import Broadcast, BroadcastCommand
 from src.application.errors import InsufficientScope
-from src.application.stream_events import StreamEvents, StreamEventsCommand
+from src.application.stream_events import StreamEventsCommand
 from src.domain.errors import InvalidMessage
 from src.domain.events import MAX_MESSAGE_LENGTH, MessageBroadcast
-from tests.application.fakes import NOW, FakeClock, next_events, principal
+from tests.application.fakes import NOW, FakeClock, next_events, principal, stream_events
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def test_an_invalid_message_is_refused_and_publishes_nothing(
 
 
 async def test_every_clients_stream_receives_the_broadcast(bus: MemoryEventBus) -> None:
-    streams = StreamEvents(events=bus, clock=FakeClock(NOW))
+    streams = stream_events(bus)
     subscribers = [
         await streams.execute(principal(client_id), StreamEventsCommand())
         for client_id in ("alice", "bob", "carol")

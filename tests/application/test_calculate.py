@@ -10,11 +10,11 @@ from src.adapters.memory.event_bus import MemoryEventBus
 from src.application.calculate import Calculate, CalculateCommand
 from src.application.errors import InsufficientScope
 from src.application.ports import Subscription
-from src.application.stream_events import StreamEvents, StreamEventsCommand
+from src.application.stream_events import StreamEventsCommand
 from src.domain.calculator import Calculator, Operation
 from src.domain.errors import DivisionByZero, DomainError, InvalidOperand, OperandOutOfRange
 from src.domain.events import CalculationPerformed, MessageBroadcast
-from tests.application.fakes import NOW, FakeClock, next_events, principal
+from tests.application.fakes import NOW, FakeClock, next_events, principal, stream_events
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +85,7 @@ async def test_it_publishes_the_calculation_for_the_caller(bus: MemoryEventBus) 
 
 
 async def test_only_the_same_clients_stream_sees_the_calculation(bus: MemoryEventBus) -> None:
-    streams = StreamEvents(events=bus, clock=FakeClock(NOW))
+    streams = stream_events(bus)
     alices = await streams.execute(principal("alice"), StreamEventsCommand())
     bobs = await streams.execute(principal("bob"), StreamEventsCommand())
     calculation = await calculate(bus).execute(principal("alice", {"calculator"}), add())

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import pytest
 
 from src.adapters.memory.event_bus import MemoryEventBus
-from src.application.errors import InsufficientScope, StreamEnded
+from src.adapters.memory.revocations import MemoryRevocationList
+from src.adapters.memory.stream_slots import MemoryStreamSlots
+from src.application.errors import InsufficientScope, StreamEnded, TooManyStreams
 from src.application.security import Principal
-from src.application.stream_events import EventStream, StreamEvents, StreamEventsCommand
+from src.application.stream_events import EventStream, StreamEventsCommand
 from src.domain.calculator import Calculator, Operation
 from src.domain.events import CalculationPerformed, Event, EventType, MessageBroadcast
-from tests.application.fakes import NOW, FakeClock, next_events, principal
+from tests.application.fakes import NOW, FakeClock, next_events, principal, stream_events
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +35,7 @@ async def open_stream(
     command: StreamEventsCommand | None = None,
     clock: FakeClock | None = None,
 ) -> EventStream:
-    use_case = StreamEvents(events=bus, clock=clock or FakeClock(NOW))
+    use_case = stream_events(bus, clock)
     return await use_case.execute(who, command or StreamEventsCommand())
 
 
@@ -141,3 +146,165 @@ async def test_closing_a_stream_unsubscribes_it() -> None:
     with pytest.raises(StreamEnded) as ended:
         await stream.next_batch(1.0)
     assert ended.value.reason == "closed"
+
+
+# --- limits --------------------------------------------------------------------------------
+
+
+async def test_past_the_per_client_limit_a_stream_is_refused_and_subscribes_nothing() -> None:
+    bus, slots = MemoryEventBus(), MemoryStreamSlots(max_streams=10, max_per_client=2)
+    use_case = stream_events(bus, slots=slots)
+    first = await use_case.execute(principal("alice"), StreamEventsCommand())
+    await use_case.execute(principal("alice"), StreamEventsCommand())
+    with pytest.raises(TooManyStreams) as refused:
+        await use_case.execute(principal("alice"), StreamEventsCommand())
+    assert refused.value.per_client
+    assert refused.value.retry_after > 0
+    assert bus.subscriber_count == 2
+    await use_case.execute(principal("bob"), StreamEventsCommand())  # another client may
+    first.close()
+    await use_case.execute(principal("alice"), StreamEventsCommand())  # a slot came back
+    assert slots.open_streams == 3
+
+
+async def test_past_the_total_limit_every_client_is_refused() -> None:
+    bus, slots = MemoryEventBus(), MemoryStreamSlots(max_streams=2, max_per_client=2)
+    use_case = stream_events(bus, slots=slots)
+    await use_case.execute(principal("alice"), StreamEventsCommand())
+    await use_case.execute(principal("bob"), StreamEventsCommand())
+    with pytest.raises(TooManyStreams) as refused:
+        await use_case.execute(principal("carol"), StreamEventsCommand())
+    assert not refused.value.per_client
+    assert bus.subscriber_count == 2
+
+
+async def test_a_refused_scope_takes_no_slot() -> None:
+    slots = MemoryStreamSlots(max_streams=1, max_per_client=1)
+    use_case = stream_events(MemoryEventBus(), slots=slots)
+    with pytest.raises(InsufficientScope):
+        await use_case.execute(principal(scopes={"calculator"}), StreamEventsCommand())
+    assert slots.open_streams == 0
+
+
+async def test_closing_a_stream_gives_its_slot_back_once_and_unsubscribes() -> None:
+    bus, slots = MemoryEventBus(), MemoryStreamSlots(max_streams=5, max_per_client=5)
+    use_case = stream_events(bus, slots=slots)
+    kept = await use_case.execute(principal("alice"), StreamEventsCommand())
+    ended = await use_case.execute(principal("alice"), StreamEventsCommand())
+    ended.close()
+    ended.close()
+    assert slots.open_streams == 1
+    assert bus.subscriber_count == 1
+    kept.close()
+    assert slots.open_streams == 0
+
+
+@pytest.mark.parametrize("ending", ["overflow", "shutdown", "token_expired", "revoked"])
+async def test_a_stream_the_server_ends_gives_its_slot_back(ending: str) -> None:
+    bus, slots = MemoryEventBus(queue_size=1), MemoryStreamSlots(max_streams=5, max_per_client=5)
+    revocations, clock = MemoryRevocationList(), FakeClock(time.time())
+    use_case = stream_events(bus, clock, slots=slots, revocations=revocations)
+    alice = principal("alice", expires_at=clock.now() + 60)
+    stream = await use_case.execute(alice, StreamEventsCommand())
+    if ending == "overflow":
+        await publish_all(bus, [broadcast("1"), broadcast("2")])
+    elif ending == "shutdown":
+        bus.close()
+    elif ending == "token_expired":
+        clock.advance(60)
+    else:
+        await revocations.revoke(alice.token_id, alice.expires_at)
+
+    with pytest.raises(StreamEnded) as ended:
+        await stream.next_batch(1.0)
+
+    assert ended.value.reason == ending
+    assert slots.open_streams == 0
+    assert bus.subscriber_count == 0
+
+
+async def test_a_failed_subscription_gives_the_slot_back() -> None:
+    class BrokenBus(MemoryEventBus):
+        async def subscribe(self, *, after: str | None, wants: object) -> object:  # type: ignore[override]
+            raise ConnectionError("the bus is down")
+
+    slots = MemoryStreamSlots(max_streams=1, max_per_client=1)
+    use_case = stream_events(BrokenBus(), slots=slots)
+    with pytest.raises(ConnectionError):
+        await use_case.execute(principal("alice"), StreamEventsCommand())
+    assert slots.open_streams == 0
+
+
+# --- revocation ----------------------------------------------------------------------------
+
+
+async def test_a_revoked_token_ends_its_stream_at_the_next_check() -> None:
+    bus, revocations = MemoryEventBus(), MemoryRevocationList()
+    use_case = stream_events(bus, revocations=revocations, check_every=0.05)
+    alice = principal("alice", expires_at=time.time() + 3600)  # the revocation list's clock
+    stream = await use_case.execute(alice, StreamEventsCommand())
+    others = await use_case.execute(principal("bob"), StreamEventsCommand())
+    await bus.publish(broadcast("before"))
+    assert await received(stream) == [broadcast("before")]
+
+    await revocations.revoke(alice.token_id, alice.expires_at)
+    with pytest.raises(StreamEnded) as ended:
+        await stream.next_batch(60.0)
+
+    assert ended.value.reason == "revoked"
+    assert ended.value.retry
+    assert "revoked" in str(ended.value)
+    assert bus.subscriber_count == 1
+    await bus.publish(broadcast("after"))
+    assert await received(others) == [broadcast("before"), broadcast("after")]
+
+
+async def test_a_long_wait_checks_the_token_every_interval() -> None:
+    bus, revocations = MemoryEventBus(), MemoryRevocationList()
+    use_case = stream_events(bus, revocations=revocations, check_every=0.05)
+    alice = principal("alice", expires_at=time.time() + 3600)  # the revocation list's clock
+    stream = await use_case.execute(alice, StreamEventsCommand())
+
+    async def revoke_soon() -> None:
+        await anyio.sleep(0.1)
+        await revocations.revoke(alice.token_id, alice.expires_at)
+
+    async def how_it_ends() -> str:
+        try:
+            await stream.next_batch(60.0)
+        except StreamEnded as ended:
+            return ended.reason
+        return "it did not end"
+
+    with anyio.fail_after(2.0):
+        async with anyio.create_task_group() as group:
+            group.start_soon(revoke_soon)
+            reason = await how_it_ends()
+
+    assert reason == "revoked"
+
+
+async def test_periodic_checks_do_not_cut_a_wait_short() -> None:
+    use_case = stream_events(MemoryEventBus(), check_every=0.02)
+    stream = await use_case.execute(principal("alice"), StreamEventsCommand())
+
+    started = time.monotonic()
+    assert await stream.next_batch(0.2) == ()
+
+    assert time.monotonic() - started >= 0.18
+
+
+async def test_a_wake_ends_a_wait_early() -> None:
+    use_case = stream_events(MemoryEventBus(), check_every=0.02)
+    stream = await use_case.execute(principal("alice"), StreamEventsCommand())
+
+    async def wake_soon() -> None:
+        await anyio.sleep(0.05)
+        stream.wake()
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        group.start_soon(wake_soon)
+        assert await stream.next_batch(10.0) == ()
+
+    assert time.monotonic() - started < 1.0

@@ -282,3 +282,68 @@ async def test_an_idle_stream_gets_ping_comments(launch: Callable[..., Server]) 
     assert [ping.lines for ping in pings] == [[b": ping"], [b": ping"]]
     assert [ping.fields for ping in pings] == [[], []]  # a comment, never an empty message
     assert_broadcast(block, event_id, "between pings")
+
+
+# --- replay at scale and past the log ------------------------------------------------------
+
+
+async def test_hundreds_of_missed_events_are_replayed_once_in_order(
+    http: httpx.AsyncClient, token: str
+) -> None:
+    other = await get_token(http, OTHER_ID, OTHER_SECRET)
+    async with open_stream(http, token) as stream:
+        seen = await broadcast(http, token, "last seen")
+        await drain_until(stream, seen)
+
+    expected: list[str] = []
+    for i in range(300):
+        expected.append(await broadcast(http, token, f"away {i}"))
+        if i % 10 == 0:  # another client's calculations must not be replayed to us
+            await calculate(http, other, f"/calculator/add?a={i}&b=1")
+    async with open_stream(http, token, headers={"Last-Event-ID": seen}) as stream:
+        replayed = [await stream.next_event() for _ in expected]
+        sentinel = await broadcast(http, token, "back")
+        after = await stream.next_event()
+
+    assert [block.id for block in replayed] == expected
+    assert [block.data["message"] for block in replayed] == [f"away {i}" for i in range(300)]
+    assert_broadcast(after, sentinel, "back")
+
+
+async def test_resuming_from_before_a_small_log_resets_then_replays_what_is_kept(
+    launch: Callable[..., Server],
+) -> None:
+    server = launch(event_log_size="20")
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as client:
+        token = await get_token(client)
+        async with open_stream(client, token) as stream:
+            seen = await broadcast(client, token, "seen")
+            assert (await stream.next_event()).id == seen
+        sent = [await broadcast(client, token, f"while away {i}") for i in range(50)]
+        async with open_stream(client, token, headers={"Last-Event-ID": seen}) as stream:
+            reset = await stream.next_event()
+            replayed = [await stream.next_event() for _ in range(20)]
+            live = await broadcast(client, token, "live")
+            after = await stream.next_event()
+
+    assert reset.event == "reset"
+    assert reset.data == RESET
+    assert [block.id for block in replayed] == sent[-20:]  # the whole log, once, in order
+    assert after.id == live
+
+
+@pytest.mark.parametrize(
+    "last_id", ["1-1\nevent: end\ndata: {}\n\n", "x\r\nid: 99\r\n\r\n", "\u2028id: 5"]
+)
+async def test_a_last_event_id_cannot_inject_into_the_stream(
+    http: httpx.AsyncClient, token: str, last_id: str
+) -> None:
+    async with open_stream(http, token, params={"lastEventId": last_id}) as stream:
+        reset = await stream.next_event()
+        sentinel = await broadcast(http, token, "after a hostile id")
+        blocks = await drain_until(stream, sentinel)
+
+    assert reset.lines == [b"event: reset", reset.lines[1]]
+    assert reset.data == RESET
+    assert all(block.event in ("broadcast", "calculation") for block in blocks)
+    assert all(len(block.lines) == 3 for block in blocks)

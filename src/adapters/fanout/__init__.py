@@ -4,7 +4,7 @@ Shared by every event-bus adapter (in-memory, Redis): whatever carries events be
 each process delivers them to its own subscribers the same way.
 
 Hand-written rather than built on ``asyncio.Queue`` and ``asyncio.wait_for``: a subscriber here is
-a deque, one future at a time and a slot in a shared deadline bucket, a few hundred bytes, because a
+a list, one future at a time and a slot in a shared deadline bucket, a few hundred bytes, because a
 process holds ten thousand of them and one publish must reach them all within milliseconds. A timer
 per wait (what ``wait_for`` does) costs more than the delivery itself at that scale.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from src.application.ports import EventRecord, Subscription, SubscriptionClosed
@@ -62,7 +61,7 @@ class LocalSubscriber(Subscription):
         "_deadlines",
         "_gap",
         "_limit",
-        "_on_end",
+        "_owner",
         "_pending",
         "_sink",
         "_waiter",
@@ -75,14 +74,16 @@ class LocalSubscriber(Subscription):
         wants: Callable[[Event], bool],
         limit: int,
         deadlines: Deadlines,
-        on_end: Callable[[LocalSubscriber], None],
+        owner: Fanout,
         replay: Iterable[EventRecord] = (),
         gap: bool = False,
     ) -> None:
         self.wants = wants
         self._deadlines = deadlines
-        self._on_end = on_end
-        self._pending: deque[EventRecord] = deque(r for r in replay if wants(r.event))
+        self._owner = owner
+        # a list, not a deque: an empty deque is a 760-byte block, and most subscribers keep
+        # nothing queued (events go straight to the socket); a batch takes everything at once
+        self._pending: list[EventRecord] = [r for r in replay if wants(r.event)]
         # the replay does not count against the bound until it has been read
         self._base_limit = limit
         self._limit = limit + len(self._pending)
@@ -115,7 +116,7 @@ class LocalSubscriber(Subscription):
         """End this subscription for ``reason`` and wake its reader."""
         if self._closed is None:
             self._closed = reason
-            self._on_end(self)
+            self._owner.forget(self)
             self.wake()
 
     def wake(self) -> None:
@@ -136,8 +137,9 @@ class LocalSubscriber(Subscription):
                 self._waiter = None
         if self._closed is not None:  # pending events are dropped: the log still has them
             raise SubscriptionClosed(self._closed)
-        batch = tuple(self._pending)
-        self._pending.clear()
+        if not self._pending:
+            return ()
+        batch, self._pending = self._pending, []
         self._limit = self._base_limit
         return batch
 
@@ -164,7 +166,7 @@ class Fanout:
             wants=wants,
             limit=self._queue_size,
             deadlines=self._deadlines,
-            on_end=self._forget,
+            owner=self,
             replay=replay,
             gap=gap,
         )
@@ -186,5 +188,6 @@ class Fanout:
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def _forget(self, subscriber: LocalSubscriber) -> None:
+    def forget(self, subscriber: LocalSubscriber) -> None:
+        """Stop delivering to ``subscriber`` (it has ended)."""
         self._subscribers.pop(subscriber, None)

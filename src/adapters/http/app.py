@@ -11,18 +11,24 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
 
-from src.adapters.http import calculator, events, oauth, token
+from src.adapters.http import calculator, console, events, oauth, token
 from src.adapters.http.auth import bearer_auth
 from src.adapters.http.errors import EXCEPTION_HANDLERS
 from src.adapters.http.events import StreamOptions
+from src.adapters.http.mcp import McpServices
+from src.adapters.http.mcp_common import McpHttpSettings
+from src.adapters.http.mcp_routes import mcp_routes, protected_resource_metadata
 from src.adapters.http.openapi import openapi_config
+from src.adapters.http.request_id import RequestId
 from src.adapters.http.sse import FrameCache
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
 from src.application.introspect_token import IntrospectToken
+from src.application.issue_stream_ticket import IssueStreamTicket
 from src.application.issue_token import IssueToken
 from src.application.ports import TokenCodec
+from src.application.redeem_stream_ticket import RedeemStreamTicket
 from src.application.revoke_token import RevokeToken
 from src.application.security import Scope
 from src.application.stream_events import StreamEvents
@@ -45,6 +51,9 @@ class HttpServices:
     calculate: Callable[[], Calculate]
     broadcast: Callable[[], Broadcast]
     stream_events: Callable[[], StreamEvents]
+    issue_stream_ticket: Callable[[], IssueStreamTicket]
+    redeem_stream_ticket: Callable[[], RedeemStreamTicket]
+    mcp: McpServices | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +73,7 @@ class HttpSettings:
     ping_interval: float = 15.0
     retry_ms: int = 3000
     version: str = "0.1.0"
+    mcp: McpHttpSettings | None = None
 
 
 @get("/", include_in_schema=False, sync_to_thread=False)
@@ -109,13 +119,29 @@ def create_app(
         issuer=settings.issuer, base_url=settings.resource, scopes=tuple(SCOPE_DESCRIPTIONS)
     )
     options = StreamOptions(
-        ping_interval=settings.ping_interval, retry_ms=settings.retry_ms, frames=FrameCache()
+        resource=settings.resource,
+        ping_interval=settings.ping_interval,
+        retry_ms=settings.retry_ms,
+        frames=FrameCache(),
     )
+    mcp_handlers: list[Any] = []
+    stop: list[Callable[[], None]] = []
+    if services.mcp is not None and settings.mcp is not None:
+        routers, legacy = mcp_routes(services.mcp, settings.mcp, services.authenticate)
+        mcp_handlers = [
+            *protected_resource_metadata(
+                settings.mcp, issuer=settings.issuer, api_resource=settings.resource
+            ),
+            *routers,
+        ]
+        stop.append(legacy.stop)
     return Litestar(
         route_handlers=[
+            *mcp_handlers,
             index,
             docs,
             redoc,
+            *console.handlers(),
             token.token,
             *oauth.handlers,
             # every route on this router needs a bearer token
@@ -125,9 +151,14 @@ def create_app(
                     *calculator.handlers(services.calculate),
                     events.events,
                     events.broadcast,
+                    events.issue_ticket,
                 ],
                 middleware=[
-                    bearer_auth(authenticate=services.authenticate, resource=settings.resource)
+                    bearer_auth(
+                        authenticate=services.authenticate,
+                        resource=settings.resource,
+                        redeem_ticket=services.redeem_stream_ticket,
+                    )
                 ],
             ),
         ],
@@ -139,12 +170,14 @@ def create_app(
             "metadata": _provide(lambda: metadata),
             "broadcast": _provide(services.broadcast),
             "stream_events": _provide(services.stream_events),
+            "issue_stream_ticket": _provide(services.issue_stream_ticket),
         },
+        middleware=[RequestId],
         exception_handlers=cast("Any", EXCEPTION_HANDLERS),
         openapi_config=openapi_config(
             title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
         ),
-        state=State({"stream_options": options}),
+        state=State({"stream_options": options, "stop": stop}),
         # logging is configured once, by the composition root; Litestar's default would put a
         # queue handler on the root logger that costs a token request a third of its time
         logging_config=None,

@@ -5,19 +5,30 @@ registered, not by remembering a flag. Written as a plain ASGI callable rather t
 authentication middleware: that one re-checks exclusions and builds a connection object on every
 request, a tenth of a calculator request's time, and a route dependency would be resolved in a
 task group beside the handler's own.
+
+One credential may come in a URL, because it is not a token: ``GET /events`` accepts a stream
+ticket (short-lived, single-use) in its query, since a browser's ``EventSource`` sends no header.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from src.adapters.http.errors import BearerRequestError
+from src.adapters.http.errors import CHALLENGE, BearerRequestError
 from src.application.authenticate import Authenticate, AuthenticateCommand
+from src.application.redeem_stream_ticket import RedeemStreamTicket, RedeemStreamTicketCommand
+from src.application.security import Principal
+
+TICKET_PATH = "/events"
+
+
+T = TypeVar("T")
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -41,24 +52,94 @@ def bearer_token(scope: Scope) -> str | None:
     return token
 
 
+def stream_ticket(scope: Scope) -> str | None:
+    """The stream ticket in the query string of ``GET /events``, if one was sent.
+
+    A ticket, unlike a token, may travel in a URL: it opens one stream, once, within seconds.
+
+    Raises:
+        BearerRequestError: a ticket sent to another route, twice, or beside a header.
+    """
+    query = scope["query_string"]
+    if b"ticket" not in query:
+        return None
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    tickets = [value for name, value in pairs if name == "ticket"]
+    if not tickets:
+        return None
+    if scope.get("method") != "GET" or scope["path"] != TICKET_PATH:
+        raise BearerRequestError("a ticket is accepted by GET /events only")
+    if len(tickets) > 1:
+        raise BearerRequestError("send one ticket")
+    if any(name == b"authorization" for name, _ in scope["headers"]):
+        raise BearerRequestError("send a ticket or an Authorization header, not both")
+    return tickets[0]
+
+
 class BearerAuth:
     """Sets ``scope["user"]`` (``request.user``) to the caller's :class:`Principal`."""
 
     def __init__(
-        self, app: ASGIApp, *, authenticate: Callable[[], Authenticate], resource: str
+        self,
+        app: ASGIApp,
+        *,
+        authenticate: Callable[[], Authenticate],
+        resource: str,
+        challenge: dict[str, str] | None = None,
+        redeem_ticket: Callable[[], RedeemStreamTicket] | None = None,
     ) -> None:
         self._app = app
         self._authenticate = authenticate
         self._resource = resource
+        self._challenge = challenge
+        self._redeem_ticket = redeem_ticket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate, then hand over to the route."""
         if scope["type"] == ScopeType.HTTP:
-            command = AuthenticateCommand(token=bearer_token(scope), resource=self._resource)
-            scope["user"] = await self._authenticate().execute(command)
+            if self._challenge is not None:  # extra challenge parameters (MCP: RFC 9728)
+                scope[CHALLENGE] = self._challenge  # type: ignore[literal-required]
+            scope["user"] = await self._principal(scope)
         await self._app(scope, receive, send)
 
+    async def _principal(self, scope: Scope) -> Principal:
+        # in a frame of its own: nothing here (the token, the command) stays referenced by the
+        # frame above while a long response (an event stream) runs
+        ticket = stream_ticket(scope) if self._redeem_ticket is not None else None
+        if ticket is not None and self._redeem_ticket is not None:
+            redeem = RedeemStreamTicketCommand(ticket=ticket, resource=self._resource)
+            return await self._redeem_ticket().execute(redeem)
+        command = AuthenticateCommand(token=bearer_token(scope), resource=self._resource)
+        return await self._authenticate().execute(command)
 
-def bearer_auth(*, authenticate: Callable[[], Authenticate], resource: str) -> DefineMiddleware:
-    """The authentication middleware for the protected router."""
-    return DefineMiddleware(BearerAuth, authenticate=authenticate, resource=resource)
+
+def bearer_auth(
+    *,
+    authenticate: Callable[[], Authenticate],
+    resource: str,
+    challenge: dict[str, str] | None = None,
+    redeem_ticket: Callable[[], RedeemStreamTicket] | None = None,
+) -> DefineMiddleware:
+    """The authentication middleware for a protected router serving ``resource``.
+
+    With ``redeem_ticket``, ``GET /events`` also accepts a stream ticket instead of a token.
+    """
+    # Litestar deep-copies a router, middleware arguments included, when it registers it; a
+    # container provider would be copied with its whole graph (its own revocation list!). A
+    # function is not copied, so the router keeps calling the container's own use cases.
+    return DefineMiddleware(
+        BearerAuth,
+        authenticate=_uncopied(authenticate),
+        resource=resource,
+        challenge=challenge,
+        redeem_ticket=_uncopied(redeem_ticket) if redeem_ticket is not None else None,
+    )
+
+
+def _uncopied(factory: Callable[[], T]) -> Callable[[], T]:
+    """``factory`` behind a plain function, which ``copy.deepcopy`` leaves as it is."""
+
+    def call() -> T:
+        return factory()
+
+    return call

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request, Response
@@ -24,9 +24,11 @@ from src.application.errors import (
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
+    InvalidTicket,
     InvalidToken,
     RateLimited,
     StreamEnded,
+    TooManyStreams,
     UnauthorizedClient,
     UnknownClient,
     UnsupportedGrantType,
@@ -69,6 +71,7 @@ OAUTH_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
 BEARER_ERRORS: dict[type[ApplicationError], tuple[int, str | None]] = {
     AuthenticationRequired: (401, None),
     InvalidToken: (401, "invalid_token"),
+    InvalidTicket: (401, "invalid_token"),  # a stream ticket stands in for the token
     InsufficientScope: (403, "insufficient_scope"),
 }
 
@@ -76,6 +79,7 @@ BEARER_ERRORS: dict[type[ApplicationError], tuple[int, str | None]] = {
 # the client-administration errors only on the command line; they are mapped for completeness.
 OTHER_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
     RateLimited: (429, "rate-limited"),
+    TooManyStreams: (429, "too-many-streams"),
     StreamEnded: (503, "stream-ended"),
     UnknownClient: (404, "unknown-client"),
     ClientExists: (409, "client-exists"),
@@ -120,14 +124,31 @@ def _quoted(text: str) -> str:
     return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
 
 
-def bearer_challenge(code: str | None, description: str, scope: str | None = None) -> str:
-    """The ``WWW-Authenticate`` value for a bearer refusal."""
+CHALLENGE = "calcmcp.challenge"
+"""Scope key: extra ``WWW-Authenticate`` parameters of the route (e.g. RFC 9728 metadata)."""
+
+
+def bearer_challenge(
+    code: str | None,
+    description: str,
+    scope: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """The ``WWW-Authenticate`` value for a bearer refusal.
+
+    ``extra`` adds parameters (``resource_metadata``, and a ``scope`` used when the refusal
+    itself names none).
+    """
     parts = [f'Bearer realm="{REALM}"']
     if code is not None:
         parts.append(f'error="{code}"')
         parts.append(f'error_description="{_quoted(description)}"')
+    extra = extra or {}
+    scope = scope or extra.get("scope")
     if scope is not None:
         parts.append(f'scope="{scope}"')
+    if "resource_metadata" in extra:
+        parts.append(f'resource_metadata="{extra["resource_metadata"]}"')
     return ", ".join(parts)
 
 
@@ -151,7 +172,7 @@ def on_application_error(request: Request[Any, Any, Any], exc: ApplicationError)
     if type(exc) in BEARER_ERRORS:
         status, bearer_code = BEARER_ERRORS[type(exc)]
         scope = exc.scope if isinstance(exc, InsufficientScope) else None
-        challenge = bearer_challenge(bearer_code, str(exc), scope)
+        challenge = bearer_challenge(bearer_code, str(exc), scope, _challenge_extra(request))
         title = "Forbidden" if status == 403 else "Unauthorized"
         return problem(status, title, str(exc), headers={"WWW-Authenticate": challenge})
     status, slug = OTHER_ERRORS.get(type(exc), (400, "refused"))
@@ -164,12 +185,19 @@ def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response
         body = msgspec.json.encode(OAuthError(error="slow_down", error_description=str(exc)))
         headers.update(NO_STORE)
         return Response(body, status_code=429, media_type="application/json", headers=headers)
-    return problem(429, "Too Many Requests", str(exc), slug="rate-limited", headers=headers)
+    _, slug = OTHER_ERRORS.get(type(exc), OTHER_ERRORS[RateLimited])
+    return problem(429, "Too Many Requests", str(exc), slug=slug, headers=headers)
 
 
-def on_bearer_request_error(_: Request[Any, Any, Any], exc: BearerRequestError) -> Response[bytes]:
+def _challenge_extra(request: Request[Any, Any, Any]) -> dict[str, str] | None:
+    return cast("dict[str, str] | None", cast("dict[str, Any]", request.scope).get(CHALLENGE))
+
+
+def on_bearer_request_error(
+    request: Request[Any, Any, Any], exc: BearerRequestError
+) -> Response[bytes]:
     """A malformed bearer request: 400 with an ``invalid_request`` challenge."""
-    challenge = bearer_challenge("invalid_request", str(exc))
+    challenge = bearer_challenge("invalid_request", str(exc), extra=_challenge_extra(request))
     return problem(400, "Bad Request", str(exc), headers={"WWW-Authenticate": challenge})
 
 

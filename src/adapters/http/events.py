@@ -11,14 +11,16 @@ from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 
 from src.adapters.http.di import Injected
+from src.adapters.http.errors import NO_STORE
 from src.adapters.http.openapi import (
     SSE_SECURITY,
     bearer_responses,
     problem_spec,
     response_spec,
 )
-from src.adapters.http.sse import EventStreamResponse, FrameCache, last_event_id
+from src.adapters.http.sse import EventStreamBody, FrameCache, last_event_id
 from src.application.broadcast import Broadcast, BroadcastCommand
+from src.application.issue_stream_ticket import IssueStreamTicket, IssueStreamTicketCommand
 from src.application.security import Principal
 from src.application.stream_events import StreamEvents, StreamEventsCommand
 from src.domain.events import EventType
@@ -26,8 +28,10 @@ from src.domain.events import EventType
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamOptions:
-    """How streams are paced: keep-alive comments, and the reconnection delay clients are told."""
+    """How streams are paced (keep-alive comments, the reconnection delay clients are told),
+    and the resource tickets are issued for."""
 
+    resource: str
     ping_interval: float
     retry_ms: int
     frames: FrameCache
@@ -38,6 +42,13 @@ class BroadcastResponse(msgspec.Struct):
 
     status: str
     event_id: str
+
+
+class TicketResponse(msgspec.Struct):
+    """A stream ticket: put it in ``GET /events?ticket=...`` within ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int
 
 
 class _MessageBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,12 +70,15 @@ def _event_types(types: str | None) -> frozenset[EventType] | None:
         "has an `id:`, an `event:` (its type) and one line of JSON `data:`. Resume after a "
         "disconnect with the `Last-Event-ID` header (or `lastEventId`): the events you missed are "
         "replayed while the server still has them; if not, an `event: reset` says so first. A "
-        "`: ping` comment keeps idle connections open. Needs the `sse` scope."
+        "`: ping` comment keeps idle connections open. Needs the `sse` scope. Browsers, whose "
+        "`EventSource` cannot send a header, pass a `ticket` from `POST /events/ticket` instead. "
+        "Over the per-client or total stream limit: 429 with `Retry-After`."
     ),
     security=SSE_SECURITY,
     media_type="text/event-stream",
     responses={
         200: response_spec(str, "The event stream", media_type="text/event-stream"),
+        429: problem_spec("Too many open streams, for this client or in total"),
         **bearer_responses(),
     },
 )
@@ -82,16 +96,21 @@ async def events(
             description="Comma-separated event types to receive: broadcast, calculation."
         ),
     ] = None,
-) -> Response[bytes]:
+    ticket: Annotated[
+        str | None,
+        QueryParameter(description="A single-use ticket from POST /events/ticket, for browsers."),
+    ] = None,
+) -> EventStreamBody:
     """Open the caller's event stream."""
+    del ticket  # redeemed by the authentication middleware; declared here for the docs
     command = StreamEventsCommand(
-        last_event_id=last_event_id(request, last_id), types=_event_types(types)
+        last_event_id=last_event_id(request.scope, last_id), types=_event_types(types)
     )
     stream = await stream_events.execute(request.user, command)
     # from app state, not a second dependency: Litestar resolves sibling dependencies in a task
     # group, which would cost every connection two extra tasks
     stream_options: StreamOptions = request.app.state.stream_options
-    return EventStreamResponse(
+    return EventStreamBody(
         stream,
         frames=stream_options.frames,
         ping=stream_options.ping_interval,
@@ -132,3 +151,33 @@ async def broadcast(
             ) from None
     receipt = await broadcast.execute(request.user, BroadcastCommand(message=message))
     return BroadcastResponse(status="Message broadcast", event_id=receipt.event_id)
+
+
+@post(
+    "/events/ticket",
+    status_code=200,
+    tags=["Events"],
+    summary="Get a single-use ticket to open the event stream from a browser",
+    description=(
+        "A browser's `EventSource` cannot send an `Authorization` header, and an access token "
+        "never goes in a URL. This returns a ticket for `GET /events?ticket=...`: good for one "
+        "stream, within `expires_in` seconds (never past the token's own expiry), at this "
+        "server only, for the caller's client and scopes. Needs the `sse` scope."
+    ),
+    security=SSE_SECURITY,
+    responses={
+        200: response_spec(TicketResponse, "A ticket (no-store)"),
+        **bearer_responses(),
+    },
+)
+async def issue_ticket(
+    request: Request[Principal, Any, Any],
+    *,
+    issue_stream_ticket: Injected[IssueStreamTicket],
+) -> Response[TicketResponse]:
+    """Issue a stream ticket."""
+    stream_options: StreamOptions = request.app.state.stream_options
+    command = IssueStreamTicketCommand(resource=stream_options.resource)
+    issued = await issue_stream_ticket.execute(request.user, command)
+    body = TicketResponse(ticket=issued.ticket, expires_in=issued.expires_in)
+    return Response(body, headers=NO_STORE)

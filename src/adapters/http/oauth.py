@@ -11,7 +11,12 @@ import msgspec
 from litestar import Request, get, post
 
 from src.adapters.http.di import Injected
-from src.adapters.http.openapi import introspection_responses, response_spec
+from src.adapters.http.openapi import (
+    CLIENT_FIELDS,
+    form_operation,
+    oauth_responses,
+    response_spec,
+)
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.token import NO_STORE_RAW, client_credentials, read_form
 from src.application.errors import InvalidRequest
@@ -85,6 +90,10 @@ def _token_parameter(form: Any) -> str:
         "authentication as for `/token`. Answers 200 whether or not the token was valid; a "
         "revoked token is refused everywhere until it would have expired."
     ),
+    responses=oauth_responses(dict[str, Any], "Done (or the token was not valid anyway)"),
+    operation_class=form_operation(
+        {"token": "The token", "token_type_hint": "Ignored", **CLIENT_FIELDS}, ("token",)
+    ),
     **FORM_ROUTE,
 )
 async def revoke(request: Request[Any, Any, Any], revoke_token: Injected[RevokeToken]) -> JsonBody:
@@ -104,7 +113,8 @@ async def revoke(request: Request[Any, Any, Any], revoke_token: Injected[RevokeT
         "Form body `token=...`, with client authentication as for `/token`. A client sees its "
         'own valid tokens as active; anything else is `{"active": false}`.'
     ),
-    responses=introspection_responses(Introspection),
+    responses=oauth_responses(Introspection, "Whether the token is active, and its claims"),
+    operation_class=form_operation({"token": "The token", **CLIENT_FIELDS}, ("token",)),
     **FORM_ROUTE,
 )
 async def introspect(

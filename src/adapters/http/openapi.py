@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, Router
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
+from litestar.openapi.spec import (
+    Components,
+    OAuthFlow,
+    OAuthFlows,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+    Tag,
+)
 
 from src.adapters.http.errors import OAuthError, Problem, problem
 from src.adapters.http.wire import TokenResponse
@@ -70,21 +82,52 @@ def calculator_responses() -> dict[int, ResponseSpec]:
     }
 
 
-def token_responses() -> dict[int, ResponseSpec]:
-    """The token endpoint's documented responses."""
+def oauth_responses(ok: Any, description: str) -> dict[int, ResponseSpec]:
+    """An OAuth endpoint's documented responses: ``ok`` on success, RFC 6749 errors otherwise."""
     return {
-        200: response_spec(TokenResponse, "An access token (no-store)"),
+        200: response_spec(ok, description),
         400: response_spec(OAuthError, "RFC 6749 §5.2 error"),
         401: response_spec(OAuthError, "Client authentication failed"),
+        413: problem_spec("The body is too large"),
+        429: response_spec(OAuthError, "Too many attempts (`slow_down`); see `Retry-After`"),
     }
 
 
-def introspection_responses(body: Any) -> dict[int, ResponseSpec]:
-    """The introspection endpoint's documented responses."""
-    return {
-        **token_responses(),
-        200: response_spec(body, "Whether the token is active, and its claims"),
-    }
+def token_responses() -> dict[int, ResponseSpec]:
+    """The token endpoint's documented responses."""
+    return oauth_responses(TokenResponse, "An access token (no-store)")
+
+
+CLIENT_FIELDS = {
+    "client_id": "The client's id (or use HTTP Basic)",
+    "client_secret": "The client's secret (or use HTTP Basic)",
+}
+
+
+def form_operation(fields: dict[str, str], required: tuple[str, ...]) -> type[Operation]:
+    """An operation class documenting a form body the handler reads itself.
+
+    The OAuth endpoints parse their ``application/x-www-form-urlencoded`` body by hand (to
+    refuse repeated parameters and bad encodings the RFC way), so Litestar cannot infer it.
+    """
+    schema = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            name: Schema(type=OpenAPIType.STRING, description=text) for name, text in fields.items()
+        },
+        required=list(required),
+    )
+    body = RequestBody(
+        content={"application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema)},
+        required=True,
+    )
+
+    @dataclass
+    class FormOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return FormOperation
 
 
 async def _json_not_found(response: Response[Any]) -> Response[Any]:

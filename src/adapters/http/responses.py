@@ -10,8 +10,18 @@ from __future__ import annotations
 from litestar.types import Receive, Scope, Send
 
 
-class JsonBody:
-    """Sends ``body`` as a complete ``application/json`` response."""
+class AsgiReply:
+    """A response handlers return as is: an ASGI callable Litestar passes through untouched."""
+
+    __slots__ = ()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the response."""
+        raise NotImplementedError
+
+
+class JsonBody(AsgiReply):
+    """Sends ``body`` as a complete ``application/json`` response (no body: no content type)."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -30,7 +40,7 @@ class JsonBody:
                 "type": "http.response.start",
                 "status": self.status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    *((b"content-type", b"application/json"),) * bool(body),
                     (b"content-length", b"%d" % len(body)),
                     *self.headers,
                 ],

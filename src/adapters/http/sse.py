@@ -1,35 +1,36 @@
-"""Server-Sent Events: framing, and a lean streaming response that pumps an event stream.
+"""Server-Sent Events: framing, and a lean ASGI response that pumps an event stream.
 
 Framing is written by hand because it is the product's core: each event is framed once (a small
 cache keyed by event id serves every subscriber the same bytes), and every ``data:`` line is one
-line of JSON, so no message can inject a field or an extra event. The response runs one task per
-stream plus one waiting for the client's disconnect, instead of Litestar's task group per stream.
+line of JSON, so no message can inject a field or an extra event.
+
+The response is a plain ASGI callable in one coroutine frame, with one task (the connection's
+own): a process holds ten thousand of them, and each frame, task, closure and cached header
+object an open stream keeps alive costs memory for as long as it is open. The client's
+disconnect is watched without a task of its own (see :mod:`writer`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
-from litestar.datastructures import Cookie
-from litestar.response.base import ASGIResponse
-from litestar.types import Receive, Send
+from litestar.types import Receive, Scope, Send
 
-from src.adapters.http.wire import encoder, event_data
-from src.adapters.http.writer import DirectWriter
+from src.adapters.http.writer import DirectWriter, DisconnectWatch
+from src.adapters.wire import encoder, event_data
 from src.application.errors import StreamEnded
 from src.application.ports import EventRecord
 from src.application.stream_events import EventStream
 
 PING = b": ping\n\n"
-EVENT_STREAM_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # nginx and friends: do not buffer this response
-}
+START_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx and friends: do not buffer this response
+)
 
 
 class _Notice(msgspec.Struct):
@@ -39,11 +40,16 @@ class _Notice(msgspec.Struct):
 
 
 class FrameCache:
-    """Frames each event once, however many subscribers it goes to."""
+    """Frames each event once, however many subscribers it goes to.
+
+    Sized for the live edge: an event is framed as it is published and sent on at once, and a
+    subscriber at most ``CALCMCP_SUBSCRIBER_QUEUE`` (1024) events behind still finds its frames.
+    Replays from further back are framed again, which costs microseconds; a frame can be 4 KiB.
+    """
 
     __slots__ = ("_frames", "_size")
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._frames: OrderedDict[str, bytes] = OrderedDict()
         self._size = size
 
@@ -75,39 +81,18 @@ def notice(event: str, reason: str, message: str, *, retry: bool = True) -> byte
     return b"event: %s\ndata: %s\n\n" % (event.encode(), data)
 
 
-class EventStreamResponse(Response[bytes]):
-    """Streams an :class:`EventStream` as ``text/event-stream``."""
+class EventStreamBody:
+    """Streams an :class:`EventStream` as ``text/event-stream`` (an ASGI app a handler returns)."""
+
+    __slots__ = ("_frames", "_ping", "_retry_ms", "_stream")
 
     def __init__(
         self, stream: EventStream, *, frames: FrameCache, ping: float, retry_ms: int
     ) -> None:
-        super().__init__(b"", media_type="text/event-stream", headers=EVENT_STREAM_HEADERS)
         self._stream = stream
         self._frames = frames
         self._ping = ping
         self._retry_ms = retry_ms
-
-    def to_asgi_response(
-        self,
-        app: Any,
-        request: Request[Any, Any, Any],
-        *,
-        headers: dict[str, str] | None = None,
-        encoded_headers: Iterable[tuple[bytes, bytes]] | None = None,
-        cookies: Iterable[Cookie] | None = None,
-        is_head_response: bool = False,
-        **_: Any,
-    ) -> ASGIResponse:
-        """Build the ASGI response that pumps the stream."""
-        return _ASGIEventStream(
-            self,
-            headers={**(headers or {}), **self.headers},
-            encoded_headers=encoded_headers,
-            cookies=cookies,
-            is_head_response=is_head_response,
-            media_type="text/event-stream",
-            status_code=200,
-        )
 
     def preamble(self) -> bytes:
         """What a client receives on connect: the reconnection delay, and a gap notice if any."""
@@ -120,22 +105,19 @@ class EventStreamResponse(Response[bytes]):
             )
         return head
 
-
-class _ASGIEventStream(ASGIResponse):
-    _should_set_content_length = False
-
-    def __init__(self, source: EventStreamResponse, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._source = source
-
-    async def send_body(self, send: Send, receive: Receive) -> None:
-        source = self._source
-        stream, frames, ping = source._stream, source._frames, source._ping
-        writer = DirectWriter(send)
-        watcher = asyncio.ensure_future(_close_on_disconnect(receive, stream))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pump the stream until it ends, the client leaves, or the server stops."""
+        stream, frames, ping = self._stream, self._frames, self._ping
+        watch = None
         try:
-            await writer.write(source.preamble())
-            stream.deliver_to(_sink(writer, frames, stream))
+            # a list of its own: middleware may add to a message's headers in place
+            headers = list(START_HEADERS)
+            start: Any = {"type": "http.response.start", "status": 200, "headers": headers}
+            await send(start)
+            watch = DisconnectWatch(receive, stream.close)
+            writer = DirectWriter(send)
+            await writer.write(self.preamble())
+            stream.deliver_to(_Sink(writer, frames, stream))
             while True:
                 await writer.finish()
                 try:
@@ -152,36 +134,43 @@ class _ASGIEventStream(ASGIResponse):
             await writer.end()
         except OSError:  # the connection is gone: nothing more to say
             pass
-        finally:
+        finally:  # however the response ends, even before its body starts: the slot comes back
             stream.close()
-            watcher.cancel()
+            if watch is not None:
+                watch.cancel()
 
 
-def _sink(
-    writer: DirectWriter, frames: FrameCache, stream: EventStream
-) -> Callable[[EventRecord], bool]:
-    """Delivery straight from the publisher (see :mod:`writer`)."""
+class _Sink:
+    """Delivery straight from the publisher (see :mod:`writer`); an object, not a closure,
+    to keep what each open stream holds small."""
 
-    def deliver(record: EventRecord) -> bool:
+    __slots__ = ("_frames", "_stream", "_writer")
+
+    def __init__(self, writer: DirectWriter, frames: FrameCache, stream: EventStream) -> None:
+        self._writer = writer
+        self._frames = frames
+        self._stream = stream
+
+    def __call__(self, record: EventRecord) -> bool:
+        writer = self._writer
         try:
-            if not writer.try_write(frames.frame(record)):
+            if not writer.try_write(self._frames.frame(record)):
                 return False
         except Exception:
-            stream.close()
+            self._stream.close()
             return True
         if writer.busy:  # the server must wait for the client: the stream's task finishes it
-            stream.wake()
+            self._stream.wake()
         return True
 
-    return deliver
 
+def last_event_id(scope: Scope, query_value: str | None) -> str | None:
+    """The id to resume after: the ``Last-Event-ID`` header, else the ``lastEventId`` parameter.
 
-async def _close_on_disconnect(receive: Receive, stream: EventStream) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    stream.close()
-
-
-def last_event_id(request: Request[Any, Any, Any], query_value: str | None) -> str | None:
-    """The id to resume after: the ``Last-Event-ID`` header, else the ``lastEventId`` parameter."""
-    return request.headers.get("last-event-id") or query_value or None
+    Read from the raw headers: Litestar's parsed header object would be cached on the scope
+    and kept alive, with every header decoded, for as long as the stream is open.
+    """
+    for name, value in scope["headers"]:
+        if name == b"last-event-id" and value:
+            return value.decode("latin-1")
+    return query_value or None

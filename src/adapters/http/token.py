@@ -12,7 +12,7 @@ from litestar import Request, post
 
 from src.adapters.http.di import Injected
 from src.adapters.http.errors import NO_STORE
-from src.adapters.http.openapi import token_responses
+from src.adapters.http.openapi import CLIENT_FIELDS, form_operation, token_responses
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.wire import TokenResponse
 from src.application.client_auth import ClientCredentials
@@ -122,6 +122,15 @@ def token_response(grant: TokenGrant) -> JsonBody:
     request_max_body_size=64 * 1024,
     oauth_errors=True,
     responses=token_responses(),
+    operation_class=form_operation(
+        {
+            "grant_type": "Must be `client_credentials`",
+            "scope": "Space-separated scopes (default: all the client's)",
+            "resource": "Where the token will be used (RFC 8707; repeatable)",
+            **CLIENT_FIELDS,
+        },
+        ("grant_type",),
+    ),
 )
 async def token(request: Request[Any, Any, Any], issue_token: Injected[IssueToken]) -> JsonBody:
     """Issue an access token."""

@@ -6,16 +6,14 @@ written from the exact decimal, so these bodies are encoded here with ``decimal_
 
 from __future__ import annotations
 
-import datetime
 from decimal import Decimal
-from typing import assert_never
 
 import msgspec
 
+from src.adapters.wire import encoder
 from src.domain.calculator import Calculation
-from src.domain.events import CalculationPerformed, Event, MessageBroadcast
 
-encoder = msgspec.json.Encoder(decimal_format="number")
+__all__ = ["CalculationBody", "TokenResponse", "calculation_body", "encoder"]
 
 
 class CalculationBody(msgspec.Struct):
@@ -36,25 +34,6 @@ class TokenResponse(msgspec.Struct):
     scope: str
 
 
-class BroadcastData(msgspec.Struct, tag="broadcast", tag_field="type"):
-    """The ``data`` of a broadcast event."""
-
-    message: str
-    sender: str
-    occurred_at: datetime.datetime
-
-
-class CalculationData(msgspec.Struct, tag="calculation", tag_field="type"):
-    """The ``data`` of a calculation event."""
-
-    operation: str
-    a: Decimal
-    b: Decimal
-    result: Decimal
-    client_id: str
-    occurred_at: datetime.datetime
-
-
 def calculation_body(calculation: Calculation) -> CalculationBody:
     """The REST representation of a calculation."""
     return CalculationBody(
@@ -63,22 +42,3 @@ def calculation_body(calculation: Calculation) -> CalculationBody:
         b=calculation.b,
         result=calculation.result,
     )
-
-
-def event_data(event: Event) -> BroadcastData | CalculationData:
-    """The JSON ``data`` of an event."""
-    at = datetime.datetime.fromtimestamp(event.occurred_at, tz=datetime.UTC)
-    match event:
-        case MessageBroadcast():
-            return BroadcastData(message=event.message, sender=event.sender, occurred_at=at)
-        case CalculationPerformed(calculation=calc):
-            return CalculationData(
-                operation=calc.operation.value,
-                a=calc.a,
-                b=calc.b,
-                result=calc.result,
-                client_id=event.client_id,
-                occurred_at=at,
-            )
-        case _:
-            assert_never(event)

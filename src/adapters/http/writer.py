@@ -1,4 +1,5 @@
-"""Writes to a streaming response from outside its task, without waiting for a task switch.
+"""Writes to a streaming response from outside its task, and watches for the client leaving,
+both without a task of their own.
 
 A broadcast to ten thousand streams spends more time switching to each stream's task than
 writing to its socket. So a publisher delivers an event by starting the stream's ASGI ``send``
@@ -11,10 +12,10 @@ own task, which finishes it exactly as a ``Task`` would, awaiting what it waits 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from litestar.types import Send
+from litestar.types import Receive, Send
 
 
 class DirectWriter:
@@ -60,6 +61,10 @@ class DirectWriter:
                 if waiting_on is None:
                     await asyncio.sleep(0)
                 else:
+                    # the future is marked as awaited by the coroutine that yielded it; a Task
+                    # clears the mark when it takes the future over, else awaiting it here fails
+                    # ("await wasn't used with future")
+                    waiting_on._asyncio_future_blocking = False
                     await waiting_on
                 try:
                     waiting_on = send.send(None)
@@ -81,3 +86,53 @@ class DirectWriter:
         """Finish the response."""
         await self.finish()
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class DisconnectWatch:
+    """Calls ``on_disconnect`` once the client has gone, stepping ``receive`` by hand.
+
+    A task per stream that does nothing but wait for ``http.disconnect`` costs a task object,
+    its context and a coroutine frame for as long as the stream is open. Here the ``receive``
+    coroutine is stepped as a ``Task`` would step it: when it stops on a future, a callback on
+    that future resumes it.
+    """
+
+    __slots__ = ("_on_disconnect", "_receive", "_receiving")
+
+    def __init__(self, receive: Receive, on_disconnect: Callable[[], None]) -> None:
+        self._receive = receive
+        self._on_disconnect = on_disconnect
+        self._receiving: Coroutine[Any, Any, Any] | None = None
+        self._step(cast("Coroutine[Any, Any, Any]", receive()))
+
+    def cancel(self) -> None:
+        """Stop watching."""
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            receiving.close()
+
+    def _step(self, receiving: Coroutine[Any, Any, Any]) -> None:
+        while True:
+            try:
+                waiting_on = receiving.send(None)
+            except StopIteration as done:
+                if done.value["type"] == "http.disconnect":
+                    self._on_disconnect()
+                    return
+                receiving = cast("Coroutine[Any, Any, Any]", self._receive())  # a request body
+                continue
+            except BaseException:  # the server cannot tell us any more: treat it as gone
+                self._on_disconnect()
+                return
+            self._receiving = receiving
+            if asyncio.isfuture(waiting_on):
+                waiting_on._asyncio_future_blocking = False  # taken over, as a Task does
+                waiting_on.add_done_callback(self._resume)
+            else:  # a bare yield: step again on the next turn of the loop
+                asyncio.get_running_loop().call_soon(self._resume, None)
+            return
+
+    def _resume(self, _: object) -> None:
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            self._step(receiving)

@@ -6,7 +6,7 @@ import itertools
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from src.adapters.fanout import Fanout
 from src.application.ports import EventBus, EventRecord, Subscription
@@ -54,6 +54,17 @@ class MemoryEventBus(EventBus):
         if self._closed:  # shutting down: the subscriber learns it at once
             subscriber.end("shutdown")
         return subscriber
+
+    async def recent(self, *, limit: int, wants: Callable[[Event], bool]) -> Sequence[EventRecord]:
+        """The newest ``limit`` matching events, oldest first."""
+        self._expire(time.monotonic())
+        found: list[EventRecord] = []
+        for _, _, record in reversed(self._log):
+            if len(found) >= limit:
+                break
+            if wants(record.event):
+                found.append(record)
+        return found[::-1]
 
     def close(self) -> None:
         """End every subscription, now and from now on (server shutdown)."""

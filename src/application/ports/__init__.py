@@ -3,6 +3,7 @@
 from src.application.ports.clients import ClientRegistry, ClientStore, RegisteredClient
 from src.application.ports.events import EventBus, EventRecord, Subscription, SubscriptionClosed
 from src.application.ports.security import AuditEvent, AuditTrail, RateLimiter, RevocationList
+from src.application.ports.sessions import Session, SessionStore, StreamMessage
 from src.application.ports.system import Clock, IdSource
 from src.application.ports.tokens import AccessTokenClaims, TokenCodec
 
@@ -19,6 +20,9 @@ __all__ = [
     "RateLimiter",
     "RegisteredClient",
     "RevocationList",
+    "Session",
+    "SessionStore",
+    "StreamMessage",
     "Subscription",
     "SubscriptionClosed",
     "TokenCodec",

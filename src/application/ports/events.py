@@ -82,3 +82,7 @@ class EventBus(Protocol):
             wants: which events this subscriber receives; applied to replayed and live events.
         """
         ...
+
+    async def recent(self, *, limit: int, wants: Callable[[Event], bool]) -> Sequence[EventRecord]:
+        """The newest ``limit`` events in the log that ``wants`` accepts, oldest first."""
+        ...

@@ -26,6 +26,7 @@ from src.application.errors import (
     InsufficientScope,
     RateLimited,
     StreamEnded,
+    TooManyStreams,
 )
 from src.domain.errors import DomainError
 
@@ -69,9 +70,10 @@ def sample(cls: type[Exception]) -> Any:
 
 
 def request_to(*, oauth_route: bool = False) -> Any:
-    """A stand-in for the request the handler receives: only its route's options are read."""
+    """A stand-in for the request the handler receives: its route's options and its scope."""
     return SimpleNamespace(
-        route_handler=SimpleNamespace(opt={OAUTH_OPT: True} if oauth_route else {})
+        route_handler=SimpleNamespace(opt={OAUTH_OPT: True} if oauth_route else {}),
+        scope={},
     )
 
 
@@ -156,7 +158,9 @@ def test_a_bearer_error_becomes_a_challenge(cls: type[ApplicationError]) -> None
 
 
 @pytest.mark.parametrize(
-    "cls", [cls for cls in OTHER_ERRORS if cls is not RateLimited], ids=lambda cls: cls.__name__
+    "cls",
+    [cls for cls in OTHER_ERRORS if not issubclass(cls, RateLimited)],
+    ids=lambda cls: cls.__name__,
 )
 def test_other_application_errors_become_problems(cls: type[ApplicationError]) -> None:
     status, slug = OTHER_ERRORS[cls]
@@ -187,6 +191,28 @@ def test_rate_limited_is_a_429_problem_with_retry_after() -> None:
         "title": "Too Many Requests",
         "status": 429,
         "detail": "too many requests; retry after 3 s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("per_client", "detail"),
+    [
+        (True, "this client has as many event streams open as it may; retry after 5 s"),
+        (False, "the server has as many event streams open as it may; retry after 5 s"),
+    ],
+)
+def test_too_many_streams_is_a_429_problem_with_retry_after(per_client: bool, detail: str) -> None:
+    assert OTHER_ERRORS[TooManyStreams] == (429, "too-many-streams")
+
+    response = on_application_error(request_to(), TooManyStreams(4.2, per_client=per_client))
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "5"
+    assert msgspec.json.decode(response.content) == {
+        "type": "urn:calcmcp:problem:too-many-streams",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": detail,
     }
 
 

@@ -1,0 +1,301 @@
+"""MCP over Streamable HTTP at ``/mcp``: the stateless 2026-07-28 era and the 2025 session eras.
+
+Each POST is routed to its era: ``initialize``, an ``Mcp-Session-Id`` or a 2025 version header
+mean the handshake era (sessions, JSON or SSE answers, a GET stream, DELETE); anything else is a
+2026-07-28 request, whose headers must agree with its body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request, route
+from litestar.handlers import HTTPRouteHandler
+
+from src.adapters.http.mcp_common import MAX_BODY, McpHttpSettings, accepts, jsonrpc_reply
+from src.adapters.http.mcp_streams import SessionStream, sse_answer
+from src.adapters.http.responses import AsgiReply, JsonBody
+from src.adapters.mcp import messages, versions
+from src.adapters.mcp.messages import (
+    HEADER_MISMATCH,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    Incoming,
+    McpError,
+)
+from src.adapters.mcp.server import Exchange, McpServer, modern_version
+from src.application.ports import Session, SessionStore
+from src.application.security import Principal
+from src.application.stream_events import StreamEvents
+
+SESSION_HEADER = b"mcp-session-id"
+ALLOW_POST = ((b"allow", b"POST"),)
+# HTTP status of a 2026-07-28 JSON-RPC error, by code (others are 200)
+MODERN_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400}
+MODERN_STATUS[METHOD_NOT_FOUND] = 404
+ASGIReply = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class McpServices:
+    """What the MCP routes run: the engine, the session store, the event stream use case."""
+
+    server: Callable[[], McpServer]
+    sessions: Callable[[], SessionStore]
+    stream_events: Callable[[], StreamEvents]
+    ping_interval: float = 15.0
+    retry_ms: int = 3000
+
+
+def _header(request: Request[Any, Any, Any], name: str) -> str | None:
+    return request.headers.get(name)
+
+
+async def _reply(
+    body: bytes,
+    request: Request[Any, Any, Any],
+    status: int = 200,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    *,
+    services: McpServices | None = None,
+    session: Session | None = None,
+) -> AsgiReply:
+    """A response as JSON, or as SSE when the client accepts only that (kept for resumption)."""
+    if accepts(_header(request, "accept") or "", "application/json") or status != 200:
+        return JsonBody(body, status=status, headers=headers)
+    if services is None:
+        return await sse_answer(body, headers=headers)
+    return await sse_answer(
+        body,
+        sessions=services.sessions(),
+        session=session,
+        retry_ms=services.retry_ms,
+        headers=headers,
+    )
+
+
+def _has_meta(message: Incoming) -> bool:
+    return message.params is not msgspec.UNSET and b'"_meta"' in bytes(message.params)
+
+
+def _check_headers(request: Request[Any, Any, Any], message: Incoming) -> None:
+    """2026-07-28: the routing headers must be there and agree with the body."""
+    method = str(message.method)
+    expected = {"mcp-method": method}
+    if method in ("tools/call", "prompts/get", "resources/read"):
+        expected["mcp-name"] = _name(message)
+    for header, value in expected.items():
+        sent = _header(request, header)
+        if sent is None:
+            raise McpError(HEADER_MISMATCH, f"Header mismatch: {header} is required")
+        if _decoded(sent) != value:
+            raise McpError(HEADER_MISMATCH, f"Header mismatch: {header} does not match the body")
+    meta_version = messages.params(message, _MetaVersion).meta.version
+    if _header(request, "mcp-protocol-version") != meta_version:
+        raise McpError(
+            HEADER_MISMATCH, "Header mismatch: MCP-Protocol-Version does not match _meta"
+        )
+
+
+class _Version(msgspec.Struct):
+    version: str | None = msgspec.field(default=None, name=versions.META_VERSION)
+
+
+class _MetaVersion(msgspec.Struct):
+    meta: _Version = msgspec.field(default_factory=_Version, name="_meta")
+
+
+class _Named(msgspec.Struct):
+    name: str | None = None
+    uri: str | None = None
+
+
+def _name(message: Incoming) -> str:
+    named = messages.params(message, _Named)
+    return str(named.name if named.name is not None else named.uri)
+
+
+def _decoded(value: str) -> str:
+    """An ``Mcp-Name`` value, decoding the ``=?base64?...?=`` form clients use for non-ASCII."""
+    if value.startswith("=?base64?") and value.endswith("?="):
+        import base64  # noqa: PLC0415 - rare path
+
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
+        except ValueError:
+            return "\x00invalid"
+    return value
+
+
+class McpEndpoint:
+    """The ``/mcp`` routes."""
+
+    def __init__(self, services: McpServices, settings: McpHttpSettings) -> None:
+        self._services = services
+        self._settings = settings
+
+    async def post(self, request: Request[Principal, Any, Any]) -> AsgiReply:
+        """A JSON-RPC message from the client."""
+        accept = _header(request, "accept") or ""
+        if not (accepts(accept, "application/json") or accepts(accept, "text/event-stream")):
+            failure = McpError(INVALID_REQUEST, "Not Acceptable: accept application/json")
+            return jsonrpc_reply(failure, 406)
+        try:
+            parsed = messages.parse(await request.body())
+        except McpError as failure:
+            return jsonrpc_reply(failure, 400)
+        session_id = _header(request, "mcp-session-id")
+        version_header = _header(request, "mcp-protocol-version")
+        if isinstance(parsed, list):
+            return await self._batch(request, parsed, session_id)
+        if parsed.method == "initialize":
+            return await self._initialize(request, parsed)
+        legacy_header = version_header in versions.HANDSHAKE
+        if (
+            session_id is not None
+            or legacy_header
+            or (version_header is None and not _has_meta(parsed))
+        ):
+            return await self._legacy(request, parsed, session_id)
+        return await self._modern(request, parsed)
+
+    async def get(self, request: Request[Principal, Any, Any]) -> AsgiReply:
+        """The 2025-era server stream of a session (405 in the stateless era)."""
+        session_id = _header(request, "mcp-session-id")
+        if session_id is None:
+            return jsonrpc_reply(_not_allowed(), 405, ALLOW_POST)
+        if not accepts(_header(request, "accept") or "", "text/event-stream"):
+            failure = McpError(INVALID_REQUEST, "Not Acceptable: accept text/event-stream")
+            return jsonrpc_reply(failure, 406)
+        session = await self._session(request, session_id)
+        if session is None:
+            return _unknown_session()
+        stream = SessionStream(self._services, session, request.user)
+        return await stream.open(_header(request, "last-event-id"))
+
+    async def delete(self, request: Request[Principal, Any, Any]) -> AsgiReply:
+        """End a 2025-era session (405 in the stateless era)."""
+        session_id = _header(request, "mcp-session-id")
+        if session_id is None:
+            return jsonrpc_reply(_not_allowed(), 405, ALLOW_POST)
+        session = await self._session(request, session_id)
+        if session is None:
+            return _unknown_session()
+        await self._services.sessions().delete(session.session_id)
+        return JsonBody(b"", status=204)
+
+    async def _modern(self, request: Request[Principal, Any, Any], message: Incoming) -> AsgiReply:
+        if not message.is_request:
+            return JsonBody(b"", status=202)
+        try:
+            _check_headers(request, message)
+            modern_version(message)
+        except McpError as failure:
+            return JsonBody(messages.error(_id(message), failure), status=400)
+        server = self._services.server()
+        if not server.knows(str(message.method), modern=True):
+            unknown = McpError(METHOD_NOT_FOUND, f"Method not found: {message.method}")
+            return JsonBody(messages.error(_id(message), unknown), status=404)
+        exchange = Exchange(principal=request.user, version=versions.MODERN)
+        reply = await server.answer(message, exchange)
+        status = MODERN_STATUS.get(reply.error or 0, 200)
+        return await _reply(reply.body, request, status)
+
+    async def _initialize(
+        self, request: Request[Principal, Any, Any], message: Incoming
+    ) -> AsgiReply:
+        try:
+            body, session = await self._services.server().initialize(message, request.user)
+        except McpError as failure:
+            return JsonBody(messages.error(_id(message), failure), status=400)
+        headers = ((SESSION_HEADER, session.session_id.encode()),)
+        return await _reply(
+            body, request, headers=headers, services=self._services, session=session
+        )
+
+    async def _legacy(
+        self, request: Request[Principal, Any, Any], message: Incoming, session_id: str | None
+    ) -> AsgiReply:
+        if session_id is None:
+            failure = McpError(INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return jsonrpc_reply(failure, 400)
+        session = await self._session(request, session_id)
+        if session is None:
+            return _unknown_session()
+        version_header = _header(request, "mcp-protocol-version")
+        if version_header is not None and version_header != session.protocol_version:
+            failure = McpError(
+                INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version_header}"
+            )
+            return jsonrpc_reply(failure, 400)
+        if not message.is_request:
+            return JsonBody(b"", status=202)
+        exchange = Exchange(
+            principal=request.user, version=session.protocol_version, session=session
+        )
+        reply = await self._services.server().answer(message, exchange)
+        return await _reply(reply.body, request, services=self._services, session=session)
+
+    async def _batch(
+        self,
+        request: Request[Principal, Any, Any],
+        batch: list[Incoming],
+        session_id: str | None,
+    ) -> AsgiReply:
+        """2025-03-26 allowed batches; later revisions did not."""
+        session = await self._session(request, session_id) if session_id else None
+        if session is None or session.protocol_version != "2025-03-26":
+            failure = McpError(INVALID_REQUEST, "Invalid Request: batches are not supported")
+            return jsonrpc_reply(failure, 400)
+        exchange = Exchange(
+            principal=request.user, version=session.protocol_version, session=session
+        )
+        server = self._services.server()
+        replies = [(await server.answer(m, exchange)).body for m in batch if m.is_request]
+        if not replies:
+            return JsonBody(b"", status=202)
+        return JsonBody(b"[" + b",".join(replies) + b"]")
+
+    async def _session(
+        self, request: Request[Principal, Any, Any], session_id: str
+    ) -> Session | None:
+        """The session, if it exists and belongs to the caller's client."""
+        session = await self._services.sessions().get(session_id)
+        if session is None or session.client_id != request.user.client_id:
+            return None
+        return session
+
+
+def _id(message: Incoming) -> messages.RequestId | None:
+    return message.id if isinstance(message.id, int | str) else None
+
+
+def _not_allowed() -> McpError:
+    return McpError(INVALID_REQUEST, "Method Not Allowed: this endpoint takes POST requests")
+
+
+def _unknown_session() -> JsonBody:
+    failure = McpError(INVALID_REQUEST, "Not Found: unknown or ended session")
+    return jsonrpc_reply(failure, 404)
+
+
+def handlers(endpoint: McpEndpoint) -> list[HTTPRouteHandler]:
+    """The ``/mcp`` route (the MCP router adds transport security and authentication)."""
+
+    @route(
+        "/mcp",
+        http_method=["POST", "GET", "DELETE"],
+        include_in_schema=False,
+        request_max_body_size=MAX_BODY,
+    )
+    async def mcp(request: Request[Principal, Any, Any]) -> AsgiReply:
+        if request.method == "POST":
+            return await endpoint.post(request)
+        if request.method == "GET":
+            return await endpoint.get(request)
+        return await endpoint.delete(request)
+
+    return [mcp]

@@ -1,0 +1,100 @@
+"""What MCP's HTTP transports share: transport security, and JSON-RPC answers over HTTP."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from litestar.enums import ScopeType
+from litestar.middleware.base import DefineMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from src.adapters.http.responses import JsonBody
+from src.adapters.mcp import messages
+from src.adapters.mcp.messages import McpError
+
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class McpHttpSettings:
+    """Where the MCP endpoints are, and who may call them.
+
+    Attributes:
+        endpoint: the canonical URI of the Streamable HTTP endpoint (its tokens' audience).
+        sse_endpoint: the canonical URI of the legacy HTTP+SSE endpoint (its tokens' audience).
+        metadata: the protected-resource metadata URL of each endpoint, by endpoint URI.
+        scopes: the scopes a client should ask for.
+        allowed_origins: ``Origin`` values accepted (shell-style patterns); no Origin is fine.
+        allowed_hosts: ``Host`` values accepted (shell-style patterns, with or without port).
+    """
+
+    endpoint: str
+    sse_endpoint: str
+    metadata: dict[str, str]
+    scopes: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]
+
+    def challenge(self, endpoint: str) -> dict[str, str]:
+        """The extra ``WWW-Authenticate`` parameters of ``endpoint`` (RFC 9728 §5.1)."""
+        return {"resource_metadata": self.metadata[endpoint], "scope": " ".join(self.scopes)}
+
+
+def jsonrpc_reply(
+    failure: McpError, status: int, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> JsonBody:
+    """An HTTP error carrying a JSON-RPC error body with ``id: null``."""
+    return JsonBody(messages.error(None, failure), status=status, headers=tuple(headers))
+
+
+def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value.lower(), pattern.lower()) for pattern in patterns)
+
+
+class TransportGuard:
+    """Refuses requests from unexpected origins (403) or for unexpected hosts (421).
+
+    A browser page on another site could otherwise drive a local MCP server (DNS rebinding):
+    both checks run on every request to the MCP endpoints, whatever address the server binds.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: McpHttpSettings) -> None:
+        self._app = app
+        self._settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check, then hand over."""
+        if scope["type"] == ScopeType.HTTP:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None and not self._origin_allowed(origin.decode("latin-1")):
+                failure = McpError(messages.INVALID_REQUEST, "Forbidden: origin not allowed")
+                await jsonrpc_reply(failure, 403)(scope, receive, send)
+                return
+            host = headers.get(b"host", b"").decode("latin-1")
+            if not _matches(host, self._settings.allowed_hosts):
+                failure = McpError(messages.INVALID_REQUEST, "Misdirected Request: unknown host")
+                await jsonrpc_reply(failure, 421)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        parts = urlsplit(origin)
+        return bool(parts.scheme and parts.netloc) and _matches(
+            origin.rstrip("/"), self._settings.allowed_origins
+        )
+
+
+def transport_guard(settings: McpHttpSettings) -> DefineMiddleware:
+    """The transport-security middleware for the MCP routes."""
+    return DefineMiddleware(TransportGuard, settings=settings)
+
+
+def accepts(accept: str, media_type: str) -> bool:
+    """Whether an ``Accept`` header admits ``media_type`` (exactly, or by a wildcard)."""
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    major = media_type.split("/", maxsplit=1)[0]
+    return media_type in kinds or f"{major}/*" in kinds or "*/*" in kinds

@@ -1,0 +1,91 @@
+"""The MCP routes assembled: RFC 9728 metadata, and the two transports behind their guards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Router, get
+from litestar.handlers import HTTPRouteHandler
+
+from src.adapters.http import mcp, mcp_sse
+from src.adapters.http.auth import bearer_auth
+from src.adapters.http.mcp import McpEndpoint, McpServices
+from src.adapters.http.mcp_common import McpHttpSettings, transport_guard
+from src.adapters.http.mcp_sse import LegacySse
+from src.application.authenticate import Authenticate
+
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+def protected_resource_metadata(
+    settings: McpHttpSettings, *, issuer: str, api_resource: str
+) -> list[HTTPRouteHandler]:
+    """RFC 9728 metadata: at the root for the REST API, and per MCP endpoint."""
+    documents = {
+        WELL_KNOWN: api_resource,
+        f"{WELL_KNOWN}/mcp": settings.endpoint,
+        f"{WELL_KNOWN}/sse": settings.sse_endpoint,
+    }
+    handlers = []
+    for path, resource in documents.items():
+        handlers.append(_metadata_handler(path, resource, issuer, settings.scopes))
+    return handlers
+
+
+def _metadata_handler(
+    path: str, resource: str, issuer: str, scopes: tuple[str, ...]
+) -> HTTPRouteHandler:
+    document = {
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "scopes_supported": list(scopes),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "calcmcp",
+    }
+
+    @get(
+        path,
+        tags=["OAuth 2.0"],
+        summary="Protected resource metadata (RFC 9728)",
+        sync_to_thread=False,
+    )
+    def metadata() -> dict[str, Any]:
+        return document
+
+    return metadata
+
+
+def mcp_routes(
+    services: McpServices,
+    settings: McpHttpSettings,
+    authenticate: Callable[[], Authenticate],
+) -> tuple[list[Router], LegacySse]:
+    """The MCP routers (and the legacy transport's streams, which shutdown must end)."""
+    guard = transport_guard(settings)
+    legacy = LegacySse(services)
+    streamable = Router(
+        "/",
+        route_handlers=mcp.handlers(McpEndpoint(services, settings)),
+        middleware=[
+            guard,
+            bearer_auth(
+                authenticate=authenticate,
+                resource=settings.endpoint,
+                challenge=settings.challenge(settings.endpoint),
+            ),
+        ],
+    )
+    http_sse = Router(
+        "/",
+        route_handlers=mcp_sse.handlers(legacy),
+        middleware=[
+            guard,
+            bearer_auth(
+                authenticate=authenticate,
+                resource=settings.sse_endpoint,
+                challenge=settings.challenge(settings.sse_endpoint),
+            ),
+        ],
+    )
+    return [streamable, http_sse], legacy
