@@ -29,6 +29,7 @@ from src.adapters.mcp.server import McpServer
 from src.adapters.mcp.tools import Tools
 from src.adapters.memory.clients import ClientSeed, LayeredClientRegistry, MemoryClientStore
 from src.adapters.memory.event_bus import MemoryEventBus
+from src.adapters.memory.mailboxes import MemorySessionMailboxes
 from src.adapters.memory.rate_limits import MemoryRateLimiter
 from src.adapters.memory.revocations import MemoryRevocationList
 from src.adapters.memory.sessions import MemorySessionStore
@@ -380,6 +381,7 @@ class Container(containers.DeclarativeContainer):
     )
     recent_events = providers.Singleton(RecentEvents, events=event_bus)
     sessions = providers.Singleton(MemorySessionStore)
+    mailboxes = providers.Singleton(MemorySessionMailboxes)
     mcp_server = providers.Singleton(
         McpServer,
         tools=providers.Singleton(
@@ -508,6 +510,7 @@ def create_app(container: Container | None = None) -> Any:
             server=container.mcp_server,
             sessions=container.sessions,
             stream_events=container.stream_events,
+            mailboxes=container.mailboxes,
             ping_interval=settings.sse_ping_interval,
             retry_ms=settings.sse_retry_ms,
         ),

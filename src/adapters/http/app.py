@@ -127,14 +127,14 @@ def create_app(
     mcp_handlers: list[Any] = []
     stop: list[Callable[[], None]] = []
     if services.mcp is not None and settings.mcp is not None:
-        routers, legacy = mcp_routes(services.mcp, settings.mcp, services.authenticate)
+        routers = mcp_routes(services.mcp, settings.mcp, services.authenticate)
         mcp_handlers = [
             *protected_resource_metadata(
                 settings.mcp, issuer=settings.issuer, api_resource=settings.resource
             ),
             *routers,
         ]
-        stop.append(legacy.stop)
+        stop.append(services.mcp.mailboxes().close_all)
     return Litestar(
         route_handlers=[
             *mcp_handlers,

@@ -27,7 +27,7 @@ from src.adapters.mcp.messages import (
     McpError,
 )
 from src.adapters.mcp.server import Exchange, McpServer, modern_version
-from src.application.ports import Session, SessionStore
+from src.application.ports import Session, SessionMailboxes, SessionStore
 from src.application.security import Principal
 from src.application.stream_events import StreamEvents
 
@@ -46,6 +46,7 @@ class McpServices:
     server: Callable[[], McpServer]
     sessions: Callable[[], SessionStore]
     stream_events: Callable[[], StreamEvents]
+    mailboxes: Callable[[], SessionMailboxes]
     ping_interval: float = 15.0
     retry_ms: int = 3000
 

@@ -60,8 +60,8 @@ def mcp_routes(
     services: McpServices,
     settings: McpHttpSettings,
     authenticate: Callable[[], Authenticate],
-) -> tuple[list[Router], LegacySse]:
-    """The MCP routers (and the legacy transport's streams, which shutdown must end)."""
+) -> list[Router]:
+    """The MCP routers: Streamable HTTP, and the legacy HTTP+SSE transport."""
     guard = transport_guard(settings)
     legacy = LegacySse(services)
     streamable = Router(
@@ -88,4 +88,4 @@ def mcp_routes(
             ),
         ],
     )
-    return [streamable, http_sse], legacy
+    return [streamable, http_sse]

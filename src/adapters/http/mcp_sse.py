@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -24,78 +23,29 @@ from src.adapters.http.responses import AsgiReply, JsonBody
 from src.adapters.mcp import messages, versions
 from src.adapters.mcp.messages import INVALID_REQUEST, McpError
 from src.adapters.mcp.server import Exchange
+from src.application.ports import Mailbox, SubscriptionClosed
 from src.application.security import Principal
-
-MAX_QUEUED = 256
-
-
-class Outbox:
-    """Messages waiting to go down one session's stream (bounded: a stalled stream is cut)."""
-
-    __slots__ = ("closed", "messages", "waiter")
-
-    def __init__(self) -> None:
-        self.messages: deque[bytes] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.closed = False
-
-    def put(self, payload: bytes) -> bool:
-        """Queue a message; ``False`` when the stream is gone or too far behind."""
-        if self.closed or len(self.messages) >= MAX_QUEUED:
-            self.close()
-            return False
-        self.messages.append(payload)
-        self._wake()
-        return True
-
-    def close(self) -> None:
-        """End the stream."""
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        """Until a message arrives, the stream closes, or ``timeout`` passes."""
-        if self.messages or self.closed:
-            return
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.waiter), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            self.waiter = None
 
 
 class LegacySse:
-    """The open HTTP+SSE streams of this process, by session id."""
+    """Opens HTTP+SSE sessions and delivers their answers through the session mailboxes."""
 
     def __init__(self, services: McpServices) -> None:
         self._services = services
-        self.outboxes: dict[str, Outbox] = {}
-
-    def stop(self) -> None:
-        """End every stream (server shutdown)."""
-        for outbox in self.outboxes.values():
-            outbox.close()
 
     async def open(self, request: Request[Principal, Any, Any]) -> AsgiReply:
         """A new session and its stream."""
         server = self._services.server()
         session = await server.open_session(request.user, versions.HTTP_SSE)
-        outbox = self.outboxes[session.session_id] = Outbox()
+        mailbox = await self._services.mailboxes().open(session.session_id)
         endpoint = f"{request.scope.get('root_path', '')}/messages?session_id={session.session_id}"
-        return _Stream(self, session.session_id, outbox, endpoint, request.user.expires_at)
+        return _Stream(self, session.session_id, mailbox, endpoint, request.user.expires_at)
 
     async def message(self, request: Request[Principal, Any, Any], session_id: str) -> AsgiReply:
         """A message for a session's stream."""
         sessions = self._services.sessions()
         session = await sessions.get(session_id)
-        outbox = self.outboxes.get(session_id)
-        if session is None or outbox is None or session.client_id != request.user.client_id:
+        if session is None or session.client_id != request.user.client_id:
             return jsonrpc_reply(McpError(INVALID_REQUEST, "Not Found: unknown session"), 404)
         try:
             parsed = messages.parse(await request.body())
@@ -112,49 +62,54 @@ class LegacySse:
                 body = messages.error(
                     parsed.id if isinstance(parsed.id, int | str) else None, failure
                 )
-            outbox.put(body)
         elif parsed.is_request:
             exchange = Exchange(
                 principal=request.user, version=session.protocol_version, session=session
             )
-            outbox.put((await server.answer(parsed, exchange)).body)
+            body = (await server.answer(parsed, exchange)).body
+        else:
+            return JsonBody(b"", status=202)
+        if not await self._services.mailboxes().send(session_id, body):
+            gone = McpError(INVALID_REQUEST, "Not Found: the session's stream has ended")
+            return jsonrpc_reply(gone, 404)
         return JsonBody(b"", status=202)
 
     async def forget(self, session_id: str) -> None:
         """The stream ended: its session goes too."""
-        self.outboxes.pop(session_id, None)
         await self._services.sessions().delete(session_id)
 
 
 class _Stream(AsgiReply):
-    __slots__ = ("_endpoint", "_expires_at", "_outbox", "_owner", "_session_id")
+    __slots__ = ("_endpoint", "_expires_at", "_mailbox", "_owner", "_session_id")
 
     def __init__(
-        self, owner: LegacySse, session_id: str, outbox: Outbox, endpoint: str, expires_at: float
+        self, owner: LegacySse, session_id: str, mailbox: Mailbox, endpoint: str, expires_at: float
     ) -> None:
         self._owner = owner
         self._session_id = session_id
-        self._outbox = outbox
+        self._mailbox = mailbox
         self._endpoint = endpoint
         self._expires_at = expires_at
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        outbox, ping = self._outbox, self._owner._services.ping_interval
+        mailbox, ping = self._mailbox, self._owner._services.ping_interval
         start: Any = {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
         await send(start)
-        watcher = asyncio.ensure_future(_close_on_disconnect(receive, outbox))
+        watcher = asyncio.ensure_future(_close_on_disconnect(receive, mailbox))
         try:
             await _chunk(send, frame(self._endpoint.encode(), event="endpoint"))
-            while not outbox.closed and time.time() < self._expires_at:
-                await outbox.wait(min(ping, max(0.0, self._expires_at - time.time())))
-                batch = [frame(outbox.messages.popleft()) for _ in range(len(outbox.messages))]
-                await _chunk(send, b"".join(batch) if batch else b": ping\n\n")
+            while (left := self._expires_at - time.time()) > 0:
+                try:
+                    batch = await mailbox.receive(min(ping, left))
+                except SubscriptionClosed:
+                    break
+                await _chunk(send, b"".join(map(frame, batch)) if batch else b": ping\n\n")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass
         finally:
             watcher.cancel()
-            outbox.close()
+            mailbox.close()
             await asyncio.shield(self._owner.forget(self._session_id))
 
 
@@ -162,10 +117,10 @@ async def _chunk(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
-async def _close_on_disconnect(receive: Receive, outbox: Outbox) -> None:
+async def _close_on_disconnect(receive: Receive, mailbox: Mailbox) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    outbox.close()
+    mailbox.close()
 
 
 def handlers(legacy: LegacySse) -> list[HTTPRouteHandler]:

@@ -3,7 +3,13 @@
 from src.application.ports.clients import ClientRegistry, ClientStore, RegisteredClient
 from src.application.ports.events import EventBus, EventRecord, Subscription, SubscriptionClosed
 from src.application.ports.security import AuditEvent, AuditTrail, RateLimiter, RevocationList
-from src.application.ports.sessions import Session, SessionStore, StreamMessage
+from src.application.ports.sessions import (
+    Mailbox,
+    Session,
+    SessionMailboxes,
+    SessionStore,
+    StreamMessage,
+)
 from src.application.ports.system import Clock, IdSource
 from src.application.ports.tokens import AccessTokenClaims, TokenCodec
 
@@ -17,10 +23,12 @@ __all__ = [
     "EventBus",
     "EventRecord",
     "IdSource",
+    "Mailbox",
     "RateLimiter",
     "RegisteredClient",
     "RevocationList",
     "Session",
+    "SessionMailboxes",
     "SessionStore",
     "StreamMessage",
     "Subscription",

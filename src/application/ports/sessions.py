@@ -64,3 +64,39 @@ class SessionStore(Protocol):
     ) -> tuple[str, Sequence[StreamMessage]]:
         """The stream ``last_event_id`` belongs to, and its messages after it (empty if unknown)."""
         ...
+
+
+class Mailbox(Protocol):
+    """Where one session's stream receives the messages sent to it."""
+
+    async def receive(self, timeout: float) -> list[bytes]:
+        """The messages that arrived, waiting up to ``timeout`` seconds for one (maybe none).
+
+        Raises:
+            SubscriptionClosed: the mailbox was closed (shutdown, or its backend is gone).
+        """
+        ...
+
+    def close(self) -> None:
+        """Stop receiving. Idempotent."""
+        ...
+
+
+class SessionMailboxes(Protocol):
+    """Delivers messages to the stream that holds a session, wherever it is open.
+
+    The HTTP+SSE transport answers a POST on the session's stream; with several server
+    processes, the POST and the stream may be in different ones.
+    """
+
+    async def open(self, session_id: str) -> Mailbox:
+        """This process holds the stream of ``session_id`` from now on."""
+        ...
+
+    async def send(self, session_id: str, payload: bytes) -> bool:
+        """Deliver ``payload`` to the session's stream; ``False`` if no stream holds it."""
+        ...
+
+    def close_all(self) -> None:
+        """Close every mailbox of this process (shutdown)."""
+        ...
