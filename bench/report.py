@@ -24,9 +24,13 @@ class Metric:
     ratio: bool = True
 
     def value(self, results: Mapping[str, Mapping[str, Any]]) -> float | None:
-        """This metric's value in one target's results, or None if it was not measured."""
-        benchmark, field = self.key.split(".", 1)
-        value = results.get(benchmark, {}).get(field)
+        """This metric's value in one target's results, or None if it was not measured.
+
+        The key is a path: `benchmark.field`, or deeper (`stdio.calcmcp.p50_ms`).
+        """
+        value: Any = results
+        for part in self.key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
         return float(value) if isinstance(value, int | float) else None
 
 
@@ -50,7 +54,79 @@ METRICS = (
     Metric("sse.rss_per_stream_kib", "server RSS per open stream", "KiB", False),
     Metric("sse.lost", "events lost (subscriber x broadcast)", "", False, ratio=False),
     Metric("sse.connect_failures", "streams that failed to open", "", False, ratio=False),
+    # MCP tools/call of add over Streamable HTTP (2026-07-28, JSON), against the same target's
+    # REST add of the same run; no baseline serves MCP, so no ratio-table rows.
+    Metric("mcp.rps", "MCP tools/call add throughput", "req/s", True, ratio=False),
+    Metric("mcp.p50_ms", "MCP tools/call add latency p50", "ms", False, ratio=False),
+    Metric("mcp.p99_ms", "MCP tools/call add latency p99", "ms", False, ratio=False),
+    Metric("mcp.errors", "MCP tools/call add failed requests", "", False, ratio=False),
+    Metric("mcp.rps_vs_rest", "MCP tools/call / REST add throughput", "x", True, ratio=False),
+    # Cold start of the stdio server to its first tools/list answer (milliseconds).
+    *(
+        Metric(f"stdio.{name}.{stat}_ms", f"{label} to 1st tools/list {stat}", "ms", False, False)
+        for name, label in (("calcmcp", "calcmcp stdio"), ("python_m_src", "python -m src stdio"))
+        for stat in ("p50", "p99", "max")
+    ),
+    *(
+        Metric(f"stdio.{name}.{stat}_ms", f"{label} {stat}", "ms", False, ratio=False)
+        for name, label in (
+            ("sdk_import", "reference: import SDK FastMCP/MCPServer"),
+            ("sdk_lowlevel_import", "reference: import mcp.server"),
+            ("python", "reference: python -c pass"),
+        )
+        for stat in ("p50", "p99")
+    ),
 )
+MCP_GOAL = 0.8
+"""MCP tools/call should reach at least this share of the REST add's requests/s."""
+
+
+def derive(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+    """Add to each target's `mcp` result its comparison with the same target's REST `add`:
+    `rest_rps`, `rps_vs_rest` (MCP req/s / REST req/s), `p50_vs_rest` and `meets_goal`
+    (`rps_vs_rest` >= MCP_GOAL; None without an `add` result)."""
+    for per in results.values():
+        mcp, rest = per.get("mcp"), per.get("add")
+        if mcp is None:
+            continue
+        rest_rps = rest.get("rps") if rest else None
+        rest_p50 = rest.get("p50_ms") if rest else None
+        rps_ratio = _ratio(mcp.get("rps"), rest_rps)
+        mcp.update(
+            rest_rps=rest_rps,
+            rest_p50_ms=rest_p50,
+            rps_vs_rest=rps_ratio,
+            p50_vs_rest=_ratio(mcp.get("p50_ms"), rest_p50),
+            goal_vs_rest=MCP_GOAL,
+            meets_goal=None if rps_ratio is None else rps_ratio >= MCP_GOAL,
+        )
+
+
+def goals(results: Results) -> list[str]:
+    """One line per target goal measured: MCP vs REST throughput, stdio cold start."""
+    lines = []
+    for name, per in results.items():
+        mcp = per.get("mcp") or {}
+        if mcp.get("rps_vs_rest") is not None:
+            verdict = "met" if mcp["meets_goal"] else "NOT met"
+            lines.append(
+                f"{name}: MCP tools/call {mcp['rps']:,.0f} req/s = {mcp['rps_vs_rest']:.2f}x "
+                f"REST add {mcp['rest_rps']:,.0f} req/s (goal >= {MCP_GOAL:.2f}x): {verdict}"
+            )
+        stdio = per.get("stdio") or {}
+        goal = stdio.get("goal_ms")
+        for server in stdio.get("servers", ()):
+            run = stdio[server]
+            verdicts = ", ".join(
+                f"{stat} {'met' if run[f'{stat}_ms'] < goal else 'NOT met'}"
+                for stat in ("p50", "p99")
+            )
+            lines.append(
+                f"{name}: `{run['command']}` to first tools/list p50 {run['p50_ms']:.0f} ms,"
+                f" p99 {run['p99_ms']:.0f} ms, max {run['max_ms']:.0f} ms"
+                f" (goal < {goal:.0f} ms): {verdicts}"
+            )
+    return lines
 
 
 def flatten(results: Results) -> dict[str, dict[str, float | None]]:
@@ -84,6 +160,8 @@ def _format(value: float | None, unit: str) -> str:
     """A table cell for one value."""
     if value is None:
         return "-"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit == "req/s" or not unit:
         return f"{value:,.0f}"
     return f"{value:,.2f}"
@@ -140,6 +218,9 @@ def render(results: Results, failures: Mapping[str, Sequence[str]]) -> str:
     ratio_text = ratio_table(results)
     if ratio_text:
         parts.append(ratio_text)
+    goal_lines = goals(results)
+    if goal_lines:
+        parts.append("\n".join(["goals:", *goal_lines]))
     for name, errors in failures.items():
         parts.extend(f"! {name}: {error}" for error in errors)
     return "\n\n".join(parts)

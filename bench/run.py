@@ -7,7 +7,12 @@ drives it from another core and stops it:
 - `add`: authenticated `POST /calculator/add?a=5&b=3` with wrk: requests/s, p50, p99;
 - `sse`: `bench/sse_fanout.py`: S open `/events` streams, B broadcasts, time until each one
   was delivered to every stream (kernel receive timestamps; p50/p99/max), and, secondary,
-  until the client had read it everywhere; lost events, server RSS per open stream.
+  until the client had read it everywhere; lost events, server RSS per open stream;
+- `mcp` (calcmcp only): authenticated MCP `tools/call` of add(5, 3) over Streamable HTTP
+  (stateless 2026-07-28, JSON response) with wrk: requests/s, p50, p99, and the ratio to the
+  same target's REST `add` of the run;
+- `stdio` (calcmcp only, no server): `bench/stdiobench.py`: spawn `calcmcp stdio` (and
+  `python -m src stdio`) pinned to the server core, time to the answer of one `tools/list`.
 
 Prints a table with ratios against `seed` and `bare` and writes bench/results/<timestamp>.json.
 Run from the repository root: `.venv/bin/python bench/run.py --help`.
@@ -24,17 +29,21 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from report import derive, goals, ratios, render, write_json
 from report import flatten as flatten_metrics
-from report import ratios, render, write_json
+from stdiobench import StdioBenchError, StdioSettings, bench_stdio
 from targets import (
     ALL_BENCHMARKS,
     BENCH_DIR,
+    CALCMCP_PYTHON,
     DEFAULT_SEED_DIR,
     REPO_ROOT,
+    SERVERLESS_BENCHMARKS,
     Server,
     ServerError,
     Target,
@@ -43,10 +52,19 @@ from targets import (
     start_server,
     stop_server,
 )
-from wrkbench import WRK_MISSING, WrkError, WrkSettings, bench_add, bench_token, wrk_version
+from wrkbench import (
+    WRK_MISSING,
+    WrkError,
+    WrkSettings,
+    bench_add,
+    bench_mcp,
+    bench_token,
+    wrk_version,
+)
 
 FANOUT_SCRIPT = BENCH_DIR / "sse_fanout.py"
 DEFAULT_TARGETS = ("seed", "bare", "calcmcp", "calcmcp-hs256")
+WRK_BENCHMARKS = frozenset({"token", "add", "mcp"})
 
 
 class BenchmarkError(RuntimeError):
@@ -64,6 +82,8 @@ class Config:
     broadcast_timeout: float
     server_cpu: int
     client_cpu: int
+    stdio_runs: int = 20
+    stdio_warmup: int = 2
 
 
 @dataclasses.dataclass
@@ -80,6 +100,8 @@ def run_benchmark(name: str, server: Server, config: Config) -> dict[str, Any]:
         result = bench_token(server.base_url, config.wrk)
     elif name == "add":
         result = bench_add(server.base_url, config.wrk, server.target.auth)
+    elif name == "mcp":
+        result = bench_mcp(server.base_url, config.wrk)
     else:
         return run_fanout(server, config)
     return {**dataclasses.asdict(result), "errors": result.errors}
@@ -124,11 +146,21 @@ def run_target(target: Target, config: Config, log_dir: Path) -> Outcome:
     for name in (b for b in config.benchmarks if b in target.benchmarks):
         print(f"[{target.name}] {name} ...", flush=True)
         try:
-            outcome.results[name] = run_on_fresh_server(target, name, config, log_dir)
+            if name in SERVERLESS_BENCHMARKS:
+                outcome.results[name] = run_stdio(target, config)
+            else:
+                outcome.results[name] = run_on_fresh_server(target, name, config, log_dir)
         except ServerError as error:
             outcome.errors.append(f"{name}: {error}")
             break
-        except (BenchmarkError, WrkError, OSError, ValueError, subprocess.SubprocessError) as error:
+        except (
+            BenchmarkError,
+            WrkError,
+            StdioBenchError,
+            OSError,
+            ValueError,
+            subprocess.SubprocessError,
+        ) as error:
             outcome.errors.append(f"{name}: {error}")
         else:
             print(f"[{target.name}] {name}: {summary_line(outcome.results[name])}", flush=True)
@@ -144,8 +176,28 @@ def run_on_fresh_server(target: Target, name: str, config: Config, log_dir: Path
         stop_server(server)
 
 
+def run_stdio(target: Target, config: Config) -> dict[str, Any]:
+    """Cold start of the target's stdio commands (no server of its own to start)."""
+    if not target.stdio:
+        raise BenchmarkError(f"{target.name} has no stdio command")
+    settings = StdioSettings(
+        runs=config.stdio_runs,
+        warmup=config.stdio_warmup,
+        server_cpu=config.server_cpu,
+        client_cpu=config.client_cpu,
+    )
+    return bench_stdio(target.stdio, str(CALCMCP_PYTHON), settings)
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """A short progress line for one benchmark result."""
+    if "servers" in result:  # stdio
+        names = [*result["servers"], "sdk_import", "python"]
+        return "; ".join(
+            f"{name} p50 {result[name]['p50_ms']:.0f} ms, p99 {result[name]['p99_ms']:.0f} ms"
+            for name in names
+            if result.get(name)
+        )
     if "rps" in result:
         return (
             f"{result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
@@ -193,7 +245,7 @@ def preflight(config: Config) -> None:
     """Check the tools and the machine before starting anything."""
     if shutil.which("taskset") is None:
         raise SystemExit("taskset is missing (Debian package util-linux)")
-    if {"token", "add"} & set(config.benchmarks) and shutil.which("wrk") is None:
+    if WRK_BENCHMARKS & set(config.benchmarks) and shutil.which("wrk") is None:
         raise SystemExit(WRK_MISSING)
     cpus = os.cpu_count() or 1
     if max(config.server_cpu, config.client_cpu) >= cpus:
@@ -214,9 +266,51 @@ def machine_info(benchmarks: Sequence[str]) -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "wrk": wrk_version() if {"token", "add"} & set(benchmarks) else None,
+        "wrk": wrk_version() if WRK_BENCHMARKS & set(benchmarks) else None,
         "calcmcp_commit": _git_commit(),
+        "calcmcp_uncommitted": _git_dirty(),
+        "loadavg_end": load_average(),
     }
+
+
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """How many cores' worth of CPU time was spent outside idle over `seconds` (/proc/stat):
+    anything much above 0 before a run is someone else's work, and it will show in the numbers."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    try:
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 == total0:
+        return None
+    return round((busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1), 2)
+
+
+def load_average() -> str | None:
+    """/proc/loadavg: anything else busy on the machine shows up here."""
+    try:
+        return Path("/proc/loadavg").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
+def _git_dirty() -> list[str] | None:
+    """Files of the working tree that differ from HEAD (the commit alone does not say what ran)."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    return [line[3:] for line in done.stdout.splitlines()] if done.returncode == 0 else None
 
 
 def _cpu_model() -> str | None:
@@ -287,6 +381,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="seconds per broadcast (default: %(default)s)",
     )
+    add(
+        "--stdio-runs",
+        type=int,
+        default=20,
+        help="stdio cold starts counted per command (default: %(default)s)",
+    )
+    add(
+        "--stdio-warmup",
+        type=int,
+        default=2,
+        help="stdio cold starts first, not counted (default: %(default)s)",
+    )
     add("--server-cpu", type=int, default=0, help="core for the server (default: %(default)s)")
     add(
         "--client-cpu",
@@ -306,6 +412,8 @@ def config_from(args: argparse.Namespace) -> Config:
         raise SystemExit(f"--bench: choose from {','.join(ALL_BENCHMARKS)}")
     if not 1 <= args.subscribers <= 10000:
         raise SystemExit("--subscribers must be between 1 and 10000")
+    if args.stdio_runs < 1 or args.stdio_warmup < 0:
+        raise SystemExit("--stdio-runs must be at least 1 and --stdio-warmup at least 0")
     wrk = WrkSettings(
         connections=args.connections,
         duration=args.duration,
@@ -321,6 +429,8 @@ def config_from(args: argparse.Namespace) -> Config:
         broadcast_timeout=args.broadcast_timeout,
         server_cpu=args.server_cpu,
         client_cpu=args.client_cpu,
+        stdio_runs=args.stdio_runs,
+        stdio_warmup=args.stdio_warmup,
     )
 
 
@@ -331,15 +441,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = build_targets(args)
     preflight(config)
     started = dt.datetime.now(dt.UTC)
+    load_at_start = load_average()
+    busy_at_start = cpu_busy()
+    if busy_at_start is not None and busy_at_start > 0.2:
+        print(
+            f"warning: {busy_at_start:.2f} cores busy before the run (load {load_at_start}):"
+            " other work will colour the figures",
+            file=sys.stderr,
+        )
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     log_dir = args.results_dir / "logs" / stamp
     outcomes = {target.name: run_target(target, config, log_dir) for target in targets}
     results = {name: outcome.results for name, outcome in outcomes.items()}
+    derive(results)  # MCP against REST, per target
     failures = {name: outcome.errors for name, outcome in outcomes.items() if outcome.errors}
     document = {
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(config.benchmarks),
+        "machine": {
+            **machine_info(config.benchmarks),
+            "loadavg_start": load_at_start,
+            "cores_busy_before": busy_at_start,
+        },
         "config": {**dataclasses.asdict(config), "seed_dir": str(args.seed_dir)},
         "targets": {
             t.name: {
@@ -352,6 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "metrics": flatten_metrics(results),
         "ratios": ratios(results),
+        "goals": goals(results),
     }
     out = args.results_dir / f"{stamp}.json"
     write_json(out, document)

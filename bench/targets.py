@@ -17,12 +17,19 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from stdiobench import DEFAULT_COMMANDS as STDIO_COMMANDS
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 DEFAULT_SEED_DIR = REPO_ROOT.parent / "shared" / "reference" / "seed_fastapi"
 SEED_VENV = BENCH_DIR / ".venv-seed"
 CALCMCP_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
-ALL_BENCHMARKS = ("token", "add", "sse")
+HTTP_BENCHMARKS = ("token", "add", "sse")
+"""What any HTTP target runs: the endpoints the reference has too."""
+CALCMCP_BENCHMARKS = (*HTTP_BENCHMARKS, "mcp", "stdio")
+ALL_BENCHMARKS = CALCMCP_BENCHMARKS
+SERVERLESS_BENCHMARKS = ("stdio",)
+"""Benchmarks that start their own processes rather than a server."""
 HOST = "127.0.0.1"
 UVICORN_FLAGS = "--host 127.0.0.1 --port {port} --no-access-log"
 
@@ -38,14 +45,20 @@ class Target:
     name: str
     command: str
     cwd: Path
-    benchmarks: tuple[str, ...] = ALL_BENCHMARKS
+    benchmarks: tuple[str, ...] = HTTP_BENCHMARKS
     auth: bool = True
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     prepare: Callable[[], None] | None = None
+    stdio: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """For the `stdio` benchmark: name -> command that speaks MCP on stdin/stdout."""
 
     def argv(self, port: int) -> list[str]:
         """The server's argument vector for `port`."""
         return shlex.split(self.command.replace("{port}", str(port)))
+
+    def environment(self, port: int) -> dict[str, str]:
+        """The variables this target adds to the environment, `{port}` substituted."""
+        return {key: value.replace("{port}", str(port)) for key, value in self.env.items()}
 
 
 @dataclasses.dataclass
@@ -87,33 +100,53 @@ def default_targets(seed_dir: Path) -> dict[str, Target]:
             benchmarks=("add",),
             auth=False,
         ),
-        "calcmcp": calcmcp_target("calcmcp", calcmcp_python, algorithm="ES256"),
+        "calcmcp": calcmcp_target(
+            "calcmcp",
+            calcmcp_python,
+            algorithm="ES256",
+            stdio=STDIO_COMMANDS,
+        ),
+        # stdio is left out here: it verifies no tokens, so the algorithm changes nothing.
         "calcmcp-hs256": calcmcp_target(
-            "calcmcp-hs256", calcmcp_python, algorithm="HS256", benchmarks=("token", "add")
+            "calcmcp-hs256",
+            calcmcp_python,
+            algorithm="HS256",
+            benchmarks=("token", "add", "mcp"),
         ),
     }
 
 
 def calcmcp_target(
-    name: str, python: str, *, algorithm: str, benchmarks: tuple[str, ...] = ALL_BENCHMARKS
+    name: str,
+    python: str,
+    *,
+    algorithm: str,
+    benchmarks: tuple[str, ...] = CALCMCP_BENCHMARKS,
+    stdio: Mapping[str, str] | None = None,
 ) -> Target:
     """calcmcp as shipped (audit log on), with its token signing algorithm and a fresh data dir.
 
     The /token rate limits are raised out of reach: one load generator from one address would
     otherwise be throttled, which is the limiter working, not the endpoint's throughput. The
-    limiter still runs on every request.
+    limiter still runs on every request. Likewise the per-client stream limit: the fan-out
+    benchmark opens every stream as the one development client (the total limit stays at its
+    default, which the largest run reaches exactly). The public URL is the address the harness
+    uses, so the resource a token is requested for (`.../mcp`) is the one the server checks.
     """
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     return Target(
         name=name,
         command=f"{python} -m uvicorn --factory src.bootstrap:create_app {UVICORN_FLAGS}",
         cwd=REPO_ROOT,
-        benchmarks=benchmarks,
+        benchmarks=benchmarks if stdio else tuple(b for b in benchmarks if b != "stdio"),
+        stdio=stdio or {},
         env={
+            "CALCMCP_PUBLIC_URL": f"http://{HOST}:{{port}}",
             "CALCMCP_DATA_DIR": str(data_dir),
             "CALCMCP_JWT_ALGORITHM": algorithm,
             "CALCMCP_TOKEN_RATE": "1000000000",
             "CALCMCP_TOKEN_BURST": "1000000000",
+            "CALCMCP_SSE_MAX_STREAMS_PER_CLIENT": "10000",
         },
     )
 
@@ -150,7 +183,7 @@ def start_server(target: Target, cpu: int, log_path: Path, ready_timeout: float 
     """Start `target` pinned to `cpu` on a free port and wait until it answers HTTP."""
     port = free_port()
     argv = ["taskset", "-c", str(cpu), *target.argv(port)]
-    env = {**os.environ, **target.env}
+    env = {**os.environ, **target.environment(port)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(

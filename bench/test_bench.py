@@ -8,16 +8,20 @@ Run: `.venv/bin/python -m pytest bench/test_bench.py -q` from the repository roo
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import re
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from report import ratio_table, ratios, values_table
+from report import derive, goals, ratio_table, ratios, values_table
 from sse_fanout import (
     ANCILLARY_SPACE,
     SCM_TIMESTAMPNS,
@@ -33,8 +37,27 @@ from sse_fanout import (
     marker_pattern,
     run_fanout,
 )
-from targets import Target
-from wrkbench import parse_wrk_output
+from stdiobench import (
+    StdioBenchError,
+    StdioSettings,
+    bench_stdio,
+    check_tools_list,
+    summarize,
+    time_to_answer,
+)
+from targets import Target, default_targets
+from wrkbench import (
+    MCP_BODY_BYTES,
+    MCP_HEADERS,
+    MCP_METADATA_PATH,
+    MCP_SCRIPT,
+    WrkError,
+    check_mcp,
+    fetch_token,
+    mcp_call_result,
+    mcp_resource,
+    parse_wrk_output,
+)
 
 WRK_OUTPUT = """\
 Running 1s test @ http://127.0.0.1:18232/nope
@@ -313,3 +336,188 @@ def test_sse_rows_show_delivered_and_client_read_latency() -> None:
     assert "broadcast read by client on all, p50" in table
     assert ratios(results)["calcmcp"]["vs_seed"]["sse.p50_ms"] == 0.5
     assert "sse.client_p50_ms" not in ratios(results)["calcmcp"]["vs_seed"]
+
+
+def _lua_strings(text: str, assignment: str) -> str:
+    """The concatenated string literals of one Lua assignment (`wrk.body = '...' .. '...'`)."""
+    start = text.index(assignment)
+    end = text.index("\n", text.index("}}}}", start))
+    return "".join(re.findall(r"'([^']*)'", text[start:end]))
+
+
+def test_wrk_mcp_script_sends_the_checked_request() -> None:
+    lua = MCP_SCRIPT.read_text(encoding="utf-8")
+    body = _lua_strings(lua, "wrk.body =")
+    assert body.encode() == MCP_BODY_BYTES
+    assert json.loads(body)["params"]["_meta"] == {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = dict(re.findall(r'^wrk\.headers\["([^"]+)"\] = "([^"]*)"$', lua, re.MULTILINE))
+    assert headers == MCP_HEADERS
+    assert 'wrk.method = "POST"' in lua
+
+
+def test_mcp_call_result_reads_structured_content() -> None:
+    good = b'{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"result":8}}}'
+    assert mcp_call_result(good) == 8
+    assert mcp_call_result(b'{"jsonrpc":"2.0","id":1,"error":{"code":-32602}}') is None
+    assert mcp_call_result(b"event: message\ndata: {}") is None
+    assert mcp_call_result(b"[1, 2]") is None
+
+
+class FakeMcpHandler(http.server.BaseHTTPRequestHandler):
+    """calcmcp's shape: RFC 9728 metadata, /token honouring `resource`, /mcp that refuses a
+    token for another audience and answers add(5, 3)."""
+
+    resource = "http://public.example/mcp"
+
+    def do_GET(self) -> None:
+        if self.path == MCP_METADATA_PATH:
+            self._answer(200, {"resource": self.resource})
+        else:
+            self._answer(404, {})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/token":
+            form = parse_qs(body.decode())
+            self._answer(200, {"access_token": "aud=" + form.get("resource", ["api"])[0]})
+        elif self.headers.get("Authorization") != f"Bearer aud={self.resource}":
+            self._answer(401, {"detail": "not meant for this resource"})
+        elif any(self.headers.get(k) != v for k, v in MCP_HEADERS.items()):
+            self._answer(400, {"detail": "headers"})
+        else:
+            request = json.loads(body)
+            arguments = request["params"]["arguments"]
+            result = {"structuredContent": {"result": arguments["a"] + arguments["b"]}}
+            self._answer(200, {"jsonrpc": "2.0", "id": request["id"], "result": result})
+
+    def _answer(self, status: int, document: dict[str, Any]) -> None:
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_mcp_token_is_requested_for_the_advertised_resource_and_checked() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeMcpHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert mcp_resource(base) == FakeMcpHandler.resource
+        check_mcp(base, fetch_token(base, resource=mcp_resource(base)))
+        with pytest.raises(WrkError, match="401"):
+            check_mcp(base, fetch_token(base))  # the API's token is refused at /mcp
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_calcmcp_targets_substitute_the_port_into_their_public_url() -> None:
+    targets = default_targets(Path("/nowhere"))
+    calcmcp, hs256 = targets["calcmcp"], targets["calcmcp-hs256"]
+    assert calcmcp.environment(8123)["CALCMCP_PUBLIC_URL"] == "http://127.0.0.1:8123"
+    assert hs256.environment(9000)["CALCMCP_PUBLIC_URL"] == "http://127.0.0.1:9000"
+    assert {"mcp", "stdio"} <= set(calcmcp.benchmarks)
+    assert set(calcmcp.stdio) == {"calcmcp", "python_m_src"}
+    assert "mcp" in hs256.benchmarks
+    assert "stdio" not in hs256.benchmarks
+    assert not {"mcp", "stdio"} & set(targets["seed"].benchmarks)
+    assert Target(name="t", command="x", cwd=Path()).benchmarks == ("token", "add", "sse")
+
+
+def test_mcp_is_compared_with_the_same_targets_rest_add() -> None:
+    results: dict[str, Any] = {
+        "calcmcp": {"add": {"rps": 6000.0, "p50_ms": 4.0}, "mcp": {"rps": 5100.0, "p50_ms": 5.0}},
+        "slow": {"add": {"rps": 6000.0, "p50_ms": 4.0}, "mcp": {"rps": 4200.0, "p50_ms": 6.0}},
+        "alone": {"mcp": {"rps": 4000.0, "p50_ms": 5.0}},
+    }
+    derive(results)
+    assert results["calcmcp"]["mcp"]["rps_vs_rest"] == 0.85
+    assert results["calcmcp"]["mcp"]["p50_vs_rest"] == 1.25
+    assert results["calcmcp"]["mcp"]["meets_goal"] is True
+    assert results["slow"]["mcp"]["meets_goal"] is False
+    assert results["alone"]["mcp"]["rps_vs_rest"] is None
+    assert results["alone"]["mcp"]["meets_goal"] is None
+    assert "0.85x" in values_table(results)
+    lines = goals(results)
+    assert any("calcmcp" in line and "0.85x" in line and line.endswith(": met") for line in lines)
+    assert any(line.startswith("slow:") and "NOT met" in line for line in lines)
+    assert "mcp.rps" not in ratios(results).get("calcmcp", {}).get("vs_seed", {})
+
+
+def test_stdio_summary_and_nested_metric_paths() -> None:
+    samples = [float(x) for x in range(100, 120)]
+    summary = summarize(samples, [400.0, 150.0])
+    assert (summary["p50_ms"], summary["p99_ms"], summary["max_ms"]) == (109.0, 119.0, 119.0)
+    assert summary["warmup_ms"] == [400.0, 150.0]
+    stdio = {"goal_ms": 250.0, "servers": ["calcmcp"], "calcmcp": {"command": "c", **summary}}
+    results: dict[str, Any] = {"calcmcp": {"stdio": stdio}}
+    assert "calcmcp stdio to 1st tools/list p50" in values_table(results)
+    (line,) = goals(results)
+    assert line.endswith("(goal < 250 ms): p50 met, p99 met")
+
+
+def test_check_tools_list_wants_add() -> None:
+    check_tools_list(b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"add"}]}}')
+    with pytest.raises(StdioBenchError, match="no `add`"):
+        check_tools_list(b'{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}')
+    with pytest.raises(StdioBenchError, match="not a tools/list"):
+        check_tools_list(b'{"jsonrpc":"2.0","id":1,"error":{"code":-32601}}')
+
+
+FAKE_STDIO_SERVER = """\
+import json, sys
+request = json.loads(sys.stdin.readline())
+assert request["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+tools = [{"name": "add"}]
+print(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": {"tools": tools}}))
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+def _stdio_settings(**changes: Any) -> StdioSettings:
+    cpus = sorted(os.sched_getaffinity(0))
+    return StdioSettings(server_cpu=cpus[0], client_cpu=cpus[-1], **changes)
+
+
+def test_stdio_cold_start_is_timed_to_the_answer(tmp_path: Path) -> None:
+    saved = os.sched_getaffinity(0)
+    argv = [sys.executable, "-c", FAKE_STDIO_SERVER]
+    elapsed = time_to_answer(argv, dict(os.environ), tmp_path, _stdio_settings())
+    assert 0 < elapsed < 10_000
+    assert os.sched_getaffinity(0) == {_stdio_settings().client_cpu}  # the timer's core
+    os.sched_setaffinity(0, saved)
+    silent = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    with pytest.raises(StdioBenchError, match="no response line in time"):
+        time_to_answer(silent, dict(os.environ), tmp_path, _stdio_settings(timeout=0.5))
+    with pytest.raises(StdioBenchError, match="stdout closed"):
+        time_to_answer(
+            [sys.executable, "-c", "pass"], dict(os.environ), tmp_path, _stdio_settings()
+        )
+
+
+def test_bench_stdio_runs_warmups_and_references(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(FAKE_STDIO_SERVER, encoding="utf-8")
+    saved = os.sched_getaffinity(0)
+    result = bench_stdio(
+        {"fake": f"{sys.executable} {script}"},
+        sys.executable,
+        _stdio_settings(runs=3, warmup=1),
+        cwd=tmp_path,
+        sdk=False,
+    )
+    assert os.sched_getaffinity(0) == saved
+    assert result["servers"] == ["fake"]
+    assert result["fake"]["runs"] == 3
+    assert len(result["fake"]["warmup_ms"]) == 1
+    assert result["python"]["p50_ms"] > 0

@@ -14,7 +14,29 @@ from urllib.parse import urlencode, urlsplit
 BENCH_DIR = Path(__file__).resolve().parent
 TOKEN_SCRIPT = BENCH_DIR / "wrk_token.lua"
 ADD_SCRIPT = BENCH_DIR / "wrk_add.lua"
+MCP_SCRIPT = BENCH_DIR / "wrk_mcp.lua"
 ADD_PATH = "/calculator/add?a=5&b=3"
+MCP_PATH = "/mcp"
+MCP_VERSION = "2026-07-28"
+MCP_META = {
+    "io.modelcontextprotocol/protocolVersion": MCP_VERSION,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+MCP_BODY = {  # what bench/wrk_mcp.lua sends (test_bench.py checks the two agree)
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "add", "arguments": {"a": 5, "b": 3}, "_meta": MCP_META},
+}
+MCP_BODY_BYTES = json.dumps(MCP_BODY, separators=(",", ":")).encode()
+MCP_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": MCP_VERSION,
+    "Mcp-Method": "tools/call",
+    "Mcp-Name": "add",
+}
+MCP_METADATA_PATH = "/.well-known/oauth-protected-resource/mcp"
 TOKEN_FORM = {
     "grant_type": "client_credentials",
     "client_id": "example_client_id",
@@ -159,10 +181,12 @@ def http_request(
         connection.close()
 
 
-def fetch_token(base_url: str) -> str:
-    """Get a bearer token from `POST /token` with the client-credentials grant."""
+def fetch_token(base_url: str, resource: str | None = None) -> str:
+    """Get a bearer token from `POST /token` with the client-credentials grant (for
+    `resource`, RFC 8707, if given)."""
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    status, body = http_request(base_url, "POST", "/token", headers, urlencode(TOKEN_FORM).encode())
+    form = {**TOKEN_FORM, "resource": resource} if resource else TOKEN_FORM
+    status, body = http_request(base_url, "POST", "/token", headers, urlencode(form).encode())
     if status != 200:
         raise WrkError(f"POST /token answered {status}: {body[:200]!r}")
     token = json.loads(body).get("access_token")
@@ -190,3 +214,43 @@ def bench_add(base_url: str, settings: WrkSettings, auth: bool) -> WrkResult:
     token = fetch_token(base_url) if auth else None
     check_add(base_url, token)
     return run_wrk(base_url + ADD_PATH, ADD_SCRIPT, settings, [token] if token else [])
+
+
+def mcp_resource(base_url: str) -> str:
+    """The MCP endpoint's resource URI, as the server advertises it (RFC 9728 metadata at
+    `/.well-known/oauth-protected-resource/mcp`; `<base_url>/mcp` if there is none)."""
+    status, body = http_request(base_url, "GET", MCP_METADATA_PATH, {})
+    if status == 200:
+        resource = json.loads(body).get("resource")
+        if isinstance(resource, str) and resource:
+            return resource
+    return base_url + MCP_PATH
+
+
+def check_mcp(base_url: str, token: str) -> None:
+    """Fail early unless one `tools/call` of add(5, 3) answers 200 with a JSON result of 8."""
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    status, body = http_request(base_url, "POST", MCP_PATH, headers, MCP_BODY_BYTES)
+    if status != 200:
+        raise WrkError(f"POST {MCP_PATH} tools/call answered {status}: {body[:300]!r}")
+    if mcp_call_result(body) != 8:
+        raise WrkError(f"POST {MCP_PATH} tools/call add(5, 3) did not give 8: {body[:300]!r}")
+
+
+def mcp_call_result(body: bytes) -> object:
+    """`result.structuredContent.result` of a JSON-RPC response body (None if absent)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    result = answer.get("result") if isinstance(answer, dict) else None
+    structured = result.get("structuredContent") if isinstance(result, dict) else None
+    return structured.get("result") if isinstance(structured, dict) else None
+
+
+def bench_mcp(base_url: str, settings: WrkSettings) -> WrkResult:
+    """Throughput and latency of an authenticated MCP `tools/call` of add(5, 3) (stateless
+    2026-07-28 era, JSON response), with a token requested for the MCP endpoint."""
+    token = fetch_token(base_url, resource=mcp_resource(base_url))
+    check_mcp(base_url, token)
+    return run_wrk(base_url + MCP_PATH, MCP_SCRIPT, settings, [token])

@@ -85,3 +85,19 @@ class TooManyStreams(RateLimited):
 
 class InvalidTicket(ApplicationError):
     """A stream ticket is unknown, already used, expired, or meant for another resource."""
+
+
+class ServiceUnavailable(ApplicationError):
+    """A backing service (the shared store, the event bus) cannot be reached.
+
+    Nothing is acknowledged: the operation either did not happen or its outcome is unknown (a
+    reply lost with the connection), and the caller may try again after ``retry_after`` seconds.
+    """
+
+    def __init__(
+        self,
+        message: str = "the service is unavailable; try again shortly",
+        retry_after: float = 1.0,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import DEV_ID, DEV_SECRET, Server, bearer
+from tests.e2e.conftest import DEV_ID, DEV_SECRET, Server, bearer, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WAIT_MS = 15_000
+LOG_SIZE = 5  # small, so that a long enough absence leaves a gap
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -119,8 +120,17 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The console's own server: a short replay log, and revocation checked every 0.2 s."""
+    workdir = tmp_path_factory.mktemp("console")
+    with start_server(workdir, event_log_size=str(LOG_SIZE), sse_auth_check="0.2") as running:
+        yield running
+
+
 @pytest.fixture
 def relay(server: Server) -> Iterator[Relay]:
+    """A cuttable relay in front of the server: the page's only way to it."""
     running = Relay(server.port)
     yield running
     running.close()
@@ -209,3 +219,52 @@ def test_the_console_gets_a_token_calculates_broadcasts_and_survives_a_cut(
     assert p.locator(f"#events li[data-id='{last_id}']").count() == 1
     assert p.locator("#events li.status", has_text="reconnected, resuming after").count() == 1
     assert problems == []
+
+
+def token_for(server: Server) -> str:
+    """A token of the development client, fetched by the test itself."""
+    form = {"grant_type": "client_credentials", "client_id": DEV_ID, "client_secret": DEV_SECRET}
+    with httpx.Client(base_url=server.url, timeout=5.0) as http:
+        token: str = http.post("/token", data=form).json()["access_token"]
+    return token
+
+
+def test_the_console_shows_a_gap_and_the_end_of_a_revoked_token(
+    server: Server, relay: Relay, page: Any
+) -> None:
+    p = page
+    run = uuid.uuid4().hex[:8]
+    token = token_for(server)
+    p.goto(f"http://127.0.0.1:{relay.port}/console")
+    p.fill("#token-input", token)  # a pasted token, this time
+    p.click("#use-token")
+    p.wait_for_selector("#token-status:text-is('token ready')")
+    p.click("#connect")
+    p.wait_for_selector("#stream-state[data-state=open]")
+    p.fill("#message", f"seen {run}")
+    p.click("#broadcast")
+    p.wait_for_selector(f"#events li.broadcast:has-text('seen {run}')")
+
+    relay.cut()  # away for longer than the log reaches back
+    p.wait_for_selector("#stream-state[data-state=reconnecting]")
+    sent = [f"gone {i} {run}" for i in range(LOG_SIZE + 3)]
+    with httpx.Client(base_url=server.url, timeout=5.0) as http:
+        for message in sent:
+            response = http.post("/broadcast", json={"message": message}, headers=bearer(token))
+            assert response.status_code == 200
+    relay.restore()
+    p.wait_for_selector(f"#events li.broadcast:has-text('{sent[-1]}')")
+
+    assert p.locator("#events li.reset").count() == 1
+    assert "gap: events after your Last-Event-ID are no longer kept" in p.inner_text(
+        "#events li.reset"
+    )
+    shown = [text for text in broadcasts_shown(p) if text.endswith(run)]
+    assert shown == [f"seen {run}", *sent[-LOG_SIZE:]]  # what the log still had, once, in order
+
+    with httpx.Client(base_url=server.url, timeout=5.0) as http:
+        revoked = http.post("/revoke", data={"token": token}, auth=(DEV_ID, DEV_SECRET))
+        assert revoked.status_code == 200
+    p.wait_for_selector("#events li.end:has-text('revoked')")
+    p.wait_for_selector("#events li.status:has-text('get a new token')")
+    p.wait_for_selector("#stream-state[data-state=closed]")

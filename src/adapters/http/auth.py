@@ -67,7 +67,10 @@ def stream_ticket(scope: Scope) -> str | None:
     tickets = [value for name, value in pairs if name == "ticket"]
     if not tickets:
         return None
-    if scope.get("method") != "GET" or scope["path"] != TICKET_PATH:
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):  # served under a prefix (a proxy's --root-path)
+        path = path[len(root) :]
+    if scope.get("method") != "GET" or path != TICKET_PATH:
         raise BearerRequestError("a ticket is accepted by GET /events only")
     if len(tickets) > 1:
         raise BearerRequestError("send one ticket")

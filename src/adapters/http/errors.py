@@ -27,6 +27,7 @@ from src.application.errors import (
     InvalidTicket,
     InvalidToken,
     RateLimited,
+    ServiceUnavailable,
     StreamEnded,
     TooManyStreams,
     UnauthorizedClient,
@@ -83,6 +84,7 @@ OTHER_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
     StreamEnded: (503, "stream-ended"),
     UnknownClient: (404, "unknown-client"),
     ClientExists: (409, "client-exists"),
+    ServiceUnavailable: (503, "service-unavailable"),  # with Retry-After
 }
 OAUTH_OPT = "oauth_errors"
 """Route option: this route answers refusals in RFC 6749 §5.2 form (the token endpoints)."""
@@ -176,6 +178,9 @@ def on_application_error(request: Request[Any, Any, Any], exc: ApplicationError)
         title = "Forbidden" if status == 403 else "Unauthorized"
         return problem(status, title, str(exc), headers={"WWW-Authenticate": challenge})
     status, slug = OTHER_ERRORS.get(type(exc), (400, "refused"))
+    if isinstance(exc, ServiceUnavailable):  # tell the client when to come back
+        retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return problem(status, "Request refused", str(exc), slug=slug, headers=retry)
     return problem(status, "Request refused", str(exc), slug=slug)
 
 

@@ -26,7 +26,7 @@ from src.adapters.mcp.messages import (
     Incoming,
     McpError,
 )
-from src.adapters.mcp.server import Exchange, McpServer, modern_version
+from src.adapters.mcp.server import Exchange, McpServer, meta_version, modern_version
 from src.application.ports import Session, SessionMailboxes, SessionStore
 from src.application.security import Principal
 from src.application.stream_events import StreamEvents
@@ -192,6 +192,10 @@ class McpEndpoint:
         if not message.is_request:
             return JsonBody(b"", status=202)
         try:
+            # _meta first (-32602), then whether the headers agree with it (-32020), then
+            # whether its version is spoken (-32022): a client that disagrees with itself is
+            # told so before it is told about versions
+            meta_version(message)
             _check_headers(request, message)
             modern_version(message)
         except McpError as failure:
@@ -243,7 +247,7 @@ class McpEndpoint:
     async def _batch(
         self,
         request: Request[Principal, Any, Any],
-        batch: list[Incoming],
+        batch: list[Incoming | McpError],
         session_id: str | None,
     ) -> AsgiReply:
         """2025-03-26 allowed batches; later revisions did not."""
@@ -255,7 +259,12 @@ class McpEndpoint:
             principal=request.user, version=session.protocol_version, session=session
         )
         server = self._services.server()
-        replies = [(await server.answer(m, exchange)).body for m in batch if m.is_request]
+        replies = []
+        for member in batch:
+            if isinstance(member, McpError):  # JSON-RPC §6: each member is answered on its own
+                replies.append(messages.error(None, member))
+            elif member.is_request:
+                replies.append((await server.answer(member, exchange)).body)
         if not replies:
             return JsonBody(b"", status=202)
         return JsonBody(b"[" + b",".join(replies) + b"]")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -39,8 +40,14 @@ class McpHttpSettings:
     allowed_hosts: tuple[str, ...]
 
     def challenge(self, endpoint: str) -> dict[str, str]:
-        """The extra ``WWW-Authenticate`` parameters of ``endpoint`` (RFC 9728 §5.1)."""
-        return {"resource_metadata": self.metadata[endpoint], "scope": " ".join(self.scopes)}
+        """The extra ``WWW-Authenticate`` parameters of ``endpoint`` (RFC 9728 §5.1).
+
+        A bare 401 asks for the least that uses the endpoint (the first scope, ``calculator``):
+        clients request what a challenge names, and a client allowed only ``calculator`` must
+        still get in. Tools that need more answer 403 ``insufficient_scope`` naming it, and
+        clients step up.
+        """
+        return {"resource_metadata": self.metadata[endpoint], "scope": self.scopes[0]}
 
 
 def jsonrpc_reply(
@@ -51,7 +58,17 @@ def jsonrpc_reply(
 
 
 def _matches(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value.lower(), pattern.lower()) for pattern in patterns)
+    """Whether ``value`` matches a pattern, where ``*`` is the only wildcard.
+
+    Not ``fnmatch``: there ``[::1]`` would be a character class, not the IPv6 loopback.
+    """
+    value = value.lower()
+    return any(_pattern(pattern).fullmatch(value) for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.lower().split("*")))
 
 
 class TransportGuard:

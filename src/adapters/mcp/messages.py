@@ -54,34 +54,50 @@ class McpError(Exception):
 
 
 _incoming = msgspec.json.Decoder(Incoming)
+_batch = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def parse(body: bytes) -> Incoming | list[Incoming]:
-    """Decode one message (or a 2025-03-26 batch).
+def parse(body: bytes) -> Incoming | list[Incoming | McpError]:
+    """Decode one message, or a batch (2025-03-26) whose bad members are errors of their own.
+
+    Numbers are not parsed here (params stay raw until a method reads them), so an operand such
+    as ``1e999999`` reaches the calculator, which refuses it properly.
 
     Raises:
-        McpError: ``PARSE_ERROR`` for malformed JSON, ``INVALID_REQUEST`` for JSON that is not
-            a JSON-RPC message.
+        McpError: ``PARSE_ERROR`` for malformed JSON (or text that is not UTF-8),
+            ``INVALID_REQUEST`` for JSON that is not a JSON-RPC message.
     """
+    try:  # JSON text is UTF-8 (RFC 8259 §8.1); checked once here, for every part read later
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise McpError(PARSE_ERROR, "Parse error: the body is not UTF-8") from None
+    if body.lstrip()[:1] != b"[":
+        return _message(body)
     try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        members = _batch.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise McpError(PARSE_ERROR, "Parse error: the body is not valid JSON") from None
-    if isinstance(value, list):
-        if not value:
-            raise McpError(INVALID_REQUEST, "Invalid Request: an empty batch")
-        return [_message(msgspec.json.encode(item)) for item in value]
-    return _message(body)
+    if not members:
+        raise McpError(INVALID_REQUEST, "Invalid Request: an empty batch")
+    return [_member(bytes(member)) for member in members]
+
+
+def _member(raw: bytes) -> Incoming | McpError:
+    try:
+        return _message(raw)
+    except McpError as failure:
+        return failure
 
 
 def _message(body: bytes) -> Incoming:
     try:
         message = _incoming.decode(body)
-    except msgspec.DecodeError:
+    except msgspec.ValidationError:
         raise McpError(INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message") from None
-    if message.jsonrpc != "2.0" or (
-        message.method is msgspec.UNSET and message.id is msgspec.UNSET
-    ):
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise McpError(PARSE_ERROR, "Parse error: the body is not valid JSON") from None
+    addressed = message.method is not msgspec.UNSET or message.id is not msgspec.UNSET
+    if message.jsonrpc != "2.0" or not addressed:
         raise McpError(INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
     return message
 

@@ -86,8 +86,18 @@ class SetLevel(msgspec.Struct):
     level: str
 
 
+def meta_version(message: Incoming) -> str:
+    """The protocol version a 2026-era request's ``_meta`` names (spoken or not).
+
+    Raises:
+        McpError: ``INVALID_PARAMS`` when ``_meta`` lacks the version or client capabilities.
+    """
+    meta: ModernMeta = messages.params(message, _WithMeta).meta
+    return meta.version
+
+
 def modern_version(message: Incoming) -> str:
-    """The protocol version a 2026-era request's ``_meta`` names.
+    """The protocol version a 2026-era request's ``_meta`` names, which must be spoken here.
 
     Raises:
         McpError: ``INVALID_PARAMS`` when ``_meta`` lacks the version or client capabilities,
@@ -297,4 +307,4 @@ def _cacheable(result: dict[str, Any], exchange: Exchange, *, ttl_ms: int) -> di
     return result
 
 
-__all__ = ["EVENTS_URI", "Exchange", "McpServer", "Reply", "modern_version"]
+__all__ = ["EVENTS_URI", "Exchange", "McpServer", "Reply", "meta_version", "modern_version"]

@@ -65,6 +65,8 @@ class SqliteClientStore(ClientStore):
 
     async def verify(self, client_id: str, secret: str) -> RegisteredClient | None:
         """Return the client (even a disabled one) when ``secret`` is its secret, else ``None``."""
+        if not _storable(client_id):
+            return None
         with self._db() as db:
             row = db.execute(SELECT_ONE, (client_id,)).fetchone()
             expected = row[0] if row else self._absent
@@ -92,6 +94,8 @@ class SqliteClientStore(ClientStore):
 
     async def get(self, client_id: str) -> RegisteredClient | None:
         """The client called ``client_id``, if any."""
+        if not _storable(client_id):
+            return None
         with self._db() as db:
             row = db.execute(SELECT_ONE, (client_id,)).fetchone()
         return _client(row) if row else None
@@ -161,3 +165,12 @@ def _client(row: Sequence[Any]) -> RegisteredClient:
         created_at=created_at,
         last_used_at=last_used_at,
     )
+
+
+def _storable(client_id: str) -> bool:
+    """Whether SQLite can hold the id (text off the wire may carry lone surrogates)."""
+    try:
+        client_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -14,7 +14,13 @@ from typing import BinaryIO
 import msgspec
 
 from src.adapters.mcp import messages, versions
-from src.adapters.mcp.messages import INSUFFICIENT_SCOPE, INVALID_REQUEST, Incoming, McpError
+from src.adapters.mcp.messages import (
+    INSUFFICIENT_SCOPE,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    Incoming,
+    McpError,
+)
 from src.adapters.mcp.server import Exchange, McpServer, modern_version
 from src.application.errors import InsufficientScope
 from src.application.security import Principal
@@ -39,7 +45,12 @@ class StdioSession:
         except McpError as failure:
             return messages.error(None, failure)
         if isinstance(parsed, list):
-            answers = [await self._one(message) for message in parsed]
+            answers = [
+                messages.error(None, member)
+                if isinstance(member, McpError)
+                else await self._one(member)
+                for member in parsed
+            ]
             present = [answer for answer in answers if answer is not None]
             return b"[" + b",".join(present) + b"]" if present else None
         return await self._one(parsed)
@@ -48,6 +59,14 @@ class StdioSession:
         request_id = message.id if isinstance(message.id, int | str) else None
         if not message.is_request:
             return None
+        try:
+            return await self._answer(message)
+        except Exception:  # the outermost edge: a failure answers this request, never the process
+            log.exception("stdio request failed")
+            return messages.error(request_id, McpError(INTERNAL_ERROR, "Internal error"))
+
+    async def _answer(self, message: Incoming) -> bytes | None:
+        request_id = message.id if isinstance(message.id, int | str) else None
         try:
             exchange = await self._exchange(message)
             if exchange is None:  # initialize

@@ -1,0 +1,1 @@
+"""State shared by every instance in a PostgreSQL database (asyncpg): the client registry."""
