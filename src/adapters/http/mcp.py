@@ -12,27 +12,36 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Request, route
-from litestar.handlers import HTTPRouteHandler
+from litestar import Request, asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
 
-from src.adapters.http.mcp_common import MAX_BODY, McpHttpSettings, accepts, jsonrpc_reply
+from src.adapters.http.mcp_common import (
+    McpHttpSettings,
+    accepts,
+    jsonrpc_reply,
+    read_body,
+)
 from src.adapters.http.mcp_streams import SessionStream, sse_answer
 from src.adapters.http.responses import AsgiReply, JsonBody
 from src.adapters.mcp import messages, versions
 from src.adapters.mcp.messages import (
     HEADER_MISMATCH,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    UNSUPPORTED_VERSION,
     Incoming,
     McpError,
 )
-from src.adapters.mcp.server import Exchange, McpServer, meta_version, modern_version
+from src.adapters.mcp.server import Exchange, McpServer
 from src.application.ports import Session, SessionMailboxes, SessionStore
 from src.application.security import Principal
 from src.application.stream_events import StreamEvents
 
 SESSION_HEADER = b"mcp-session-id"
 ALLOW_POST = ((b"allow", b"POST"),)
+ALLOW_ANY = ((b"allow", b"POST, GET, DELETE"),)
 # HTTP status of a 2026-07-28 JSON-RPC error, by code (others are 200)
 MODERN_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400}
 MODERN_STATUS[METHOD_NOT_FOUND] = 404
@@ -51,8 +60,22 @@ class McpServices:
     retry_ms: int = 3000
 
 
+_HEADERS = "calcmcp.mcp.headers"
+_READ = frozenset(
+    {b"accept", b"mcp-session-id", b"mcp-protocol-version", b"mcp-method", b"mcp-name"}
+    | {b"last-event-id"}
+)
+
+
 def _header(request: Request[Any, Any, Any], name: str) -> str | None:
-    return request.headers.get(name)
+    """A request header this endpoint reads (lower-case name), collected in one pass."""
+    scope: Any = request.scope
+    headers: dict[str, str] | None = scope.get(_HEADERS)
+    if headers is None:
+        headers = scope[_HEADERS] = {
+            k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _READ
+        }
+    return headers.get(name)
 
 
 async def _reply(
@@ -82,41 +105,42 @@ def _has_meta(message: Incoming) -> bool:
     return message.params is not msgspec.UNSET and b'"_meta"' in bytes(message.params)
 
 
-def _check_headers(request: Request[Any, Any, Any], message: Incoming) -> None:
-    """2026-07-28: the routing headers must be there and agree with the body."""
+class _Routing(msgspec.Struct):
+    """What the 2026-07-28 checks read from params, decoded once."""
+
+    name: str | None = None
+    uri: str | None = None
+    meta: dict[str, Any] | None = msgspec.field(default=None, name="_meta")
+
+
+def _check_modern(request: Request[Any, Any, Any], message: Incoming) -> None:
+    """2026-07-28: ``_meta`` complete (-32602), headers agreeing with the body (-32020), and a
+    version this server speaks (-32022), in that order: a client that disagrees with itself is
+    told so before it is told about versions."""
+    routing: _Routing = messages.params(message, _Routing)
+    meta = routing.meta or {}
+    version = meta.get(versions.META_VERSION)
+    if not isinstance(version, str) or not isinstance(meta.get(versions.META_CAPABILITIES), dict):
+        raise McpError(
+            INVALID_PARAMS,
+            "Invalid params: _meta needs the protocol version and the client capabilities",
+        )
     method = str(message.method)
-    expected = {"mcp-method": method}
+    expected = {"mcp-method": method, "mcp-protocol-version": version}
     if method in ("tools/call", "prompts/get", "resources/read"):
-        expected["mcp-name"] = _name(message)
+        expected["mcp-name"] = str(routing.name if routing.name is not None else routing.uri)
     for header, value in expected.items():
         sent = _header(request, header)
         if sent is None:
             raise McpError(HEADER_MISMATCH, f"Header mismatch: {header} is required")
         if _decoded(sent) != value:
             raise McpError(HEADER_MISMATCH, f"Header mismatch: {header} does not match the body")
-    meta_version = messages.params(message, _MetaVersion).meta.version
-    if _header(request, "mcp-protocol-version") != meta_version:
+    if version != versions.MODERN:
         raise McpError(
-            HEADER_MISMATCH, "Header mismatch: MCP-Protocol-Version does not match _meta"
+            UNSUPPORTED_VERSION,
+            "Unsupported protocol version",
+            {"supported": list(versions.SUPPORTED), "requested": version},
         )
-
-
-class _Version(msgspec.Struct):
-    version: str | None = msgspec.field(default=None, name=versions.META_VERSION)
-
-
-class _MetaVersion(msgspec.Struct):
-    meta: _Version = msgspec.field(default_factory=_Version, name="_meta")
-
-
-class _Named(msgspec.Struct):
-    name: str | None = None
-    uri: str | None = None
-
-
-def _name(message: Incoming) -> str:
-    named = messages.params(message, _Named)
-    return str(named.name if named.name is not None else named.uri)
 
 
 def _decoded(value: str) -> str:
@@ -145,7 +169,7 @@ class McpEndpoint:
             failure = McpError(INVALID_REQUEST, "Not Acceptable: accept application/json")
             return jsonrpc_reply(failure, 406)
         try:
-            parsed = messages.parse(await request.body())
+            parsed = messages.parse(await read_body(request.receive))
         except McpError as failure:
             return jsonrpc_reply(failure, 400)
         session_id = _header(request, "mcp-session-id")
@@ -192,12 +216,7 @@ class McpEndpoint:
         if not message.is_request:
             return JsonBody(b"", status=202)
         try:
-            # _meta first (-32602), then whether the headers agree with it (-32020), then
-            # whether its version is spoken (-32022): a client that disagrees with itself is
-            # told so before it is told about versions
-            meta_version(message)
-            _check_headers(request, message)
-            modern_version(message)
+            _check_modern(request, message)
         except McpError as failure:
             return JsonBody(messages.error(_id(message), failure), status=400)
         server = self._services.server()
@@ -292,20 +311,25 @@ def _unknown_session() -> JsonBody:
     return jsonrpc_reply(failure, 404)
 
 
-def handlers(endpoint: McpEndpoint) -> list[HTTPRouteHandler]:
-    """The ``/mcp`` route (the MCP router adds transport security and authentication)."""
+METHODS = {"POST": McpEndpoint.post, "GET": McpEndpoint.get, "DELETE": McpEndpoint.delete}
 
-    @route(
-        "/mcp",
-        http_method=["POST", "GET", "DELETE"],
-        include_in_schema=False,
-        request_max_body_size=MAX_BODY,
-    )
-    async def mcp(request: Request[Principal, Any, Any]) -> AsgiReply:
-        if request.method == "POST":
-            return await endpoint.post(request)
-        if request.method == "GET":
-            return await endpoint.get(request)
-        return await endpoint.delete(request)
+
+def handlers(endpoint: McpEndpoint) -> list[ASGIRouteHandler]:
+    """The ``/mcp`` route (the MCP router adds transport security and authentication).
+
+    A plain ASGI route: the endpoint reads its own body (within ``MAX_BODY``) and headers, so
+    Litestar's signature parsing and response building would only add a fifth to every call.
+    """
+
+    @asgi("/mcp", is_mount=False, copy_scope=False)
+    async def mcp(scope: Scope, receive: Receive, send: Send) -> None:
+        method = METHODS.get(scope["method"])  # type: ignore[typeddict-item]
+        if method is None:
+            reply: AsgiReply = jsonrpc_reply(
+                McpError(INVALID_REQUEST, "Method Not Allowed"), 405, ALLOW_ANY
+            )
+        else:
+            reply = await method(endpoint, Request(scope, receive, send))
+        await reply(scope, receive, send)
 
     return [mcp]
