@@ -138,6 +138,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     ] = ""
     stdio_client_id: Annotated[str, _doc("Who `calcmcp stdio` acts for")] = "stdio"
     stdio_scopes: Annotated[str, _doc("Scopes `calcmcp stdio` acts with")] = "calculator sse"
+    redis_url: Annotated[
+        str, _doc("Redis for shared state (several workers or instances), e.g. redis://host:6379/0")
+    ] = ""
+    redis_prefix: Annotated[str, _doc("Prefix of every Redis key")] = "calcmcp:"
+    database_url: Annotated[
+        str, _doc("PostgreSQL for clients (several instances); default: SQLite in the data dir")
+    ] = ""
+    client_secret_key: Annotated[
+        str, _doc("Hex key client secrets are hashed with (instances must share it)")
+    ] = ""
     log_level: Annotated[str, _doc("Logging level")] = "info"
     log_format: Annotated[
         Literal["auto", "json", "console"],
@@ -240,10 +250,42 @@ def jwt_token_codec(settings: Settings) -> JwtTokenCodec:
 def sqlite_client_store(settings: Settings) -> SqliteClientStore:
     """The client database in the data directory."""
     from src.adapters.sqlite.clients import SqliteClientStore  # noqa: PLC0415 - see the imports
+
+    return SqliteClientStore(Path(settings.data_dir) / CLIENT_DB, client_secret_key(settings))
+
+
+def redis_client(settings: Settings) -> Any:
+    """The Redis client every shared adapter uses (``CALCMCP_REDIS_URL``)."""
+    from src.adapters.redis import connect  # noqa: PLC0415 - only when Redis is configured
+
+    return connect(settings.redis_url)
+
+
+def shared(adapter: str, redis: Any, settings: Settings, **options: Any) -> Any:
+    """The Redis adapter called ``adapter``, on ``redis``, under the configured key prefix."""
+    import src.adapters.redis as redis_adapters  # noqa: PLC0415 - see redis_client
+
+    return getattr(redis_adapters, adapter)(redis, prefix=settings.redis_prefix, **options)
+
+
+def postgres_client_store(settings: Settings) -> Any:
+    """The client database on PostgreSQL (``CALCMCP_DATABASE_URL``), shared by instances."""
+    from src.adapters.postgres.clients import PostgresClientStore  # noqa: PLC0415
+
+    return PostgresClientStore(settings.database_url, client_secret_key(settings))
+
+
+def client_secret_key(settings: Settings) -> bytes:
+    """The key client secrets are hashed with: configured (every instance must share it), or
+    kept in the data directory (enough for workers on one machine)."""
+    if settings.client_secret_key:
+        key = bytes.fromhex(settings.client_secret_key)
+        if len(key) < 32:
+            raise SystemExit("calcmcp: CALCMCP_CLIENT_SECRET_KEY must be 64+ hex digits")
+        return key
     from src.adapters.sqlite.keyfile import load_or_create_key  # noqa: PLC0415
 
-    data_dir = Path(settings.data_dir)
-    return SqliteClientStore(data_dir / CLIENT_DB, load_or_create_key(data_dir))
+    return load_or_create_key(Path(settings.data_dir))
 
 
 def resources(settings: Settings) -> Resources:
@@ -305,24 +347,57 @@ class Container(containers.DeclarativeContainer):
     configured_clients = providers.Singleton(
         MemoryClientStore, seeds=providers.Callable(client_seeds, settings)
     )
-    client_store = providers.Singleton(sqlite_client_store, settings)
+    backend = providers.Callable(lambda s: "redis" if s.redis_url else "memory", settings)
+    redis = providers.Singleton(redis_client, settings)
+    client_store = providers.Selector(
+        providers.Callable(lambda s: "postgres" if s.database_url else "sqlite", settings),
+        sqlite=providers.Singleton(sqlite_client_store, settings),
+        postgres=providers.Singleton(postgres_client_store, settings),
+    )
     clients = providers.Singleton(LayeredClientRegistry, configured_clients, client_store)
     token_codec = providers.Singleton(jwt_token_codec, settings)
-    revocations = providers.Singleton(MemoryRevocationList)
-    rate_limiter = providers.Singleton(
-        MemoryRateLimiter,
-        capacity=settings.provided.token_burst,
-        rate=settings.provided.token_rate,
+    revocations = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryRevocationList),
+        redis=providers.Singleton(shared, "RedisRevocationList", redis, settings),
+    )
+    rate_limiter = providers.Selector(
+        backend,
+        memory=providers.Singleton(
+            MemoryRateLimiter,
+            capacity=settings.provided.token_burst,
+            rate=settings.provided.token_rate,
+        ),
+        redis=providers.Singleton(
+            shared,
+            "RedisRateLimiter",
+            redis,
+            settings,
+            capacity=settings.provided.token_burst,
+            rate=settings.provided.token_rate,
+        ),
     )
     audit = providers.Singleton(LoggingAuditTrail)
     client_authenticator = providers.Singleton(
         ClientAuthenticator, clients=clients, limiter=rate_limiter
     )
-    event_bus = providers.Singleton(
-        MemoryEventBus,
-        log_size=settings.provided.event_log_size,
-        log_age=settings.provided.event_log_age,
-        queue_size=settings.provided.subscriber_queue,
+    event_bus = providers.Selector(
+        backend,
+        memory=providers.Singleton(
+            MemoryEventBus,
+            log_size=settings.provided.event_log_size,
+            log_age=settings.provided.event_log_age,
+            queue_size=settings.provided.subscriber_queue,
+        ),
+        redis=providers.Singleton(
+            shared,
+            "RedisEventBus",
+            redis,
+            settings,
+            log_size=settings.provided.event_log_size,
+            log_age=settings.provided.event_log_age,
+            queue_size=settings.provided.subscriber_queue,
+        ),
     )
 
     issue_token = providers.Singleton(
@@ -355,12 +430,27 @@ class Container(containers.DeclarativeContainer):
     )
     calculate = providers.Singleton(Calculate, calculator=calculator, events=event_bus, clock=clock)
     broadcast = providers.Singleton(Broadcast, events=event_bus, clock=clock)
-    stream_slots = providers.Singleton(
-        MemoryStreamSlots,
-        max_streams=settings.provided.sse_max_streams,
-        max_per_client=settings.provided.sse_max_streams_per_client,
+    stream_slots = providers.Selector(
+        backend,
+        memory=providers.Singleton(
+            MemoryStreamSlots,
+            max_streams=settings.provided.sse_max_streams,
+            max_per_client=settings.provided.sse_max_streams_per_client,
+        ),
+        redis=providers.Singleton(
+            shared,
+            "RedisStreamSlots",
+            redis,
+            settings,
+            max_streams=settings.provided.sse_max_streams,
+            max_per_client=settings.provided.sse_max_streams_per_client,
+        ),
     )
-    stream_tickets = providers.Singleton(MemoryTicketStore, clock=clock.provided.now)
+    stream_tickets = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryTicketStore, clock=clock.provided.now),
+        redis=providers.Singleton(shared, "RedisTicketStore", redis, settings),
+    )
     stream_events = providers.Singleton(
         StreamEvents,
         events=event_bus,
@@ -380,8 +470,16 @@ class Container(containers.DeclarativeContainer):
         RedeemStreamTicket, tickets=stream_tickets, revocations=revocations, clock=clock
     )
     recent_events = providers.Singleton(RecentEvents, events=event_bus)
-    sessions = providers.Singleton(MemorySessionStore)
-    mailboxes = providers.Singleton(MemorySessionMailboxes)
+    sessions = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemorySessionStore),
+        redis=providers.Singleton(shared, "RedisSessionStore", redis, settings),
+    )
+    mailboxes = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemorySessionMailboxes),
+        redis=providers.Singleton(shared, "RedisSessionMailboxes", redis, settings),
+    )
     mcp_server = providers.Singleton(
         McpServer,
         tools=providers.Singleton(
@@ -529,19 +627,26 @@ def create_app(container: Container | None = None) -> Any:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server
 
-    if args.workers > 1:
+    if args.workers > 1 and not settings.redis_url:
         print(
-            "calcmcp: --workers > 1 needs shared state (CALCMCP_REDIS_URL); the in-memory event "
-            "bus, clients and limits cannot be shared between processes",
+            "calcmcp: --workers > 1 needs shared state: set CALCMCP_REDIS_URL (the in-memory "
+            "event bus, sessions, revocations and limits cannot be shared between processes)",
             file=sys.stderr,
         )
         return 2
+    if args.workers > 1:
+        # the workers share the data directory: create its keys once, here, not in a race
+        Path(settings.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not settings.jwt_secret:
+            key_file(settings).load()
+        client_secret_key(settings)
     uvicorn.run(
         "src.bootstrap:create_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         reload=args.reload,
+        workers=args.workers,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=2,
         server_header=False,
