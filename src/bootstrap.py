@@ -521,6 +521,19 @@ def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings)
 
 
+async def close_adapters(container: Container) -> None:
+    """Let the networked adapters end cleanly (give back stream slots, close connections)."""
+    settings: Settings = container.settings()
+    if settings.redis_url:
+        for adapter in (container.event_bus(), container.stream_slots(), container.mailboxes()):
+            aclose = getattr(adapter, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await container.redis().aclose()
+    if settings.database_url:
+        await container.client_store().close()
+
+
 def _on_stop_signal(callback: Callable[[], None]) -> Callable[[], None]:
     """Run ``callback`` as soon as SIGTERM or SIGINT arrives, before the server's own handler.
 
@@ -588,10 +601,11 @@ def create_app(container: Container | None = None) -> Any:
         gc.collect()
         gc.freeze()
 
-    def on_shutdown() -> None:
+    async def on_shutdown() -> None:
         stop_streams()
         for undo in restore:
             undo()
+        await close_adapters(container)
 
     services = HttpServices(
         issue_token=container.issue_token,

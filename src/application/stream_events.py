@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from src.application.errors import StreamEnded
+from src.application.errors import ServiceUnavailable, StreamEnded
 from src.application.ports import (
     Clock,
     EventBus,
@@ -125,7 +125,12 @@ class EventStream:
         if remaining <= 0:
             self.close()
             raise StreamEnded("token_expired", _EXPIRED)
-        if await self._revocations.is_revoked(principal.token_id):
+        try:
+            revoked = await self._revocations.is_revoked(principal.token_id)
+        except ServiceUnavailable:
+            self.close()
+            raise StreamEnded("unavailable", _CLOSED_MESSAGES["unavailable"]) from None
+        if revoked:
             self.close()
             raise StreamEnded("revoked", _REVOKED)
         return remaining

@@ -25,7 +25,7 @@ from src.adapters.mcp.messages import (
 )
 from src.adapters.mcp.resources import EVENTS_URI, ResourceRead, Resources
 from src.adapters.mcp.tools import ToolCall, Tools, visible
-from src.application.errors import InsufficientScope
+from src.application.errors import InsufficientScope, ServiceUnavailable
 from src.application.ports import Clock, IdSource, Session, SessionStore
 from src.application.security import Principal
 
@@ -164,8 +164,8 @@ class McpServer:
             result = await self._dispatch(message, exchange)
         except McpError as failure:
             return Reply(messages.error(request_id, failure), failure.code)
-        except InsufficientScope:
-            raise
+        except (InsufficientScope, ServiceUnavailable):
+            raise  # the transport answers these (HTTP: 403 challenge, 503 with Retry-After)
         except Exception:
             log.exception("MCP method %s failed", message.method)
             internal = McpError(INTERNAL_ERROR, "Internal error")

@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from src.application.errors import ServiceUnavailable
 
@@ -27,7 +28,10 @@ def connect(url: str, *, timeout: float = 5.0) -> Redis:
     redis-py retries a failed command ten times by default. None of ours may run twice: a
     second ``XADD`` publishes the event again, a second ticket redemption finds nothing, a second
     rate-limit script charges twice. So a failure is reported at once, and the caller (or the
-    client, told 503) decides. A stale pooled connection is still replaced before use.
+    client, told 503) decides. A pooled connection the server has closed (say, it restarted) is
+    replaced before use; redis-py skips that check while maintenance notifications are on
+    ("auto", its default with RESP3), so they are turned off: they serve managed Redis services'
+    planned failovers, which this adapter does not rely on.
 
     Args:
         url: where Redis is.
@@ -39,6 +43,7 @@ def connect(url: str, *, timeout: float = 5.0) -> Redis:
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         client_name="calcmcp",
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 

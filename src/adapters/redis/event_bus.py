@@ -85,7 +85,7 @@ class RedisEventBus(EventBus):
         if self._closed:
             return self._ended(wants, "shutdown")
         if not await self._reader.ready():
-            return self._ended(wants, "unavailable")
+            return self._ended(wants, "shutdown" if self._closed else "unavailable")
         if after is None:
             return self._fanout.add(wants)
         epoch, live = self._reader.epoch, _Collect()

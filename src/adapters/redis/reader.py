@@ -40,6 +40,7 @@ class StreamReader:
         self._backoff = Backoff()
         self._settled = asyncio.Event()  # the first connection attempt is over, either way
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._waiters: list[tuple[tuple[int, int], asyncio.Future[None]]] = []
         self.position: str | None = None
         self.healthy = False
@@ -61,8 +62,14 @@ class StreamReader:
 
     def stop(self) -> None:
         """Stop reading (shutdown)."""
+        # The flag as well as the cancellation: redis-py has been seen to swallow a cancellation
+        # that lands during a blocking read, so the loop also looks before each read.
+        self._stopped = True
+        self.healthy = False
         if self._task is not None:
             self._task.cancel()
+        self._notify()  # nobody waits for a reader that has stopped
+        self._settled.set()
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`stop` has taken effect."""
@@ -71,7 +78,7 @@ class StreamReader:
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 await self._connect()
                 await self._follow()
@@ -80,7 +87,8 @@ class StreamReader:
             except Exception:  # the task's outermost edge: never die silently
                 log.exception("the event stream reader failed; reconnecting")
                 self._lost()
-            await self._backoff.sleep()
+            if not self._stopped:
+                await self._backoff.sleep()
 
     async def _connect(self) -> None:
         if self.position is None:  # first start: follow from the newest entry (if any)
@@ -95,7 +103,7 @@ class StreamReader:
 
     async def _follow(self) -> None:
         stream, fanout = self._stream, self._fanout
-        while True:
+        while not self._stopped:
             entries = await stream.follow(
                 self.position or "0-0", count=self._batch, block_ms=self._block_ms
             )
@@ -118,6 +126,8 @@ class StreamReader:
         self._waiters = waiting
 
     def _lost(self) -> None:
+        if self._stopped:  # shutting down: the subscriptions have ended already
+            return
         if self.healthy:
             log.warning("lost the event stream; its subscriptions end, reconnecting")
         self.healthy = False

@@ -126,9 +126,10 @@ class RedisSessionStore(SessionStore):
                 pipe.exists(key)
                 pipe.lrange(f"{key}:stream:{stream_id}", 0, -1)
                 exists, elements = await pipe.execute()
-        kept = [element.partition(b" ") for element in elements] if exists else []
-        numbers = [n.decode() for n, _, _ in kept]
+        elements = elements if exists else []
+        kept = [(n.decode(), p) for n, _, p in (element.partition(b" ") for element in elements)]
+        numbers = [n for n, _ in kept]
         if number not in numbers:
             return stream_id, []
         after = numbers.index(number) + 1
-        return stream_id, [StreamMessage(f"{stream_id}/{n}", p) for n, _, p in kept[after:]]
+        return stream_id, [StreamMessage(f"{stream_id}/{n}", p) for n, p in kept[after:]]

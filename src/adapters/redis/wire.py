@@ -110,9 +110,13 @@ def encode_grant(grant: TicketGrant) -> bytes:
     """The stored form of a stream ticket's grant."""
     who = grant.principal
     shape = _Grant(
-        who.client_id, sorted(who.scopes), who.token_id, who.expires_at, grant.resource,
-        grant.expires_at,
-    )  # fmt: skip
+        client_id=who.client_id,
+        scopes=sorted(who.scopes),
+        token_id=who.token_id,
+        token_expires_at=who.expires_at,
+        resource=grant.resource,
+        expires_at=grant.expires_at,
+    )
     return _encoder.encode(shape)
 
 

@@ -22,7 +22,7 @@ from src.adapters.mcp.messages import (
     McpError,
 )
 from src.adapters.mcp.server import Exchange, McpServer, modern_version
-from src.application.errors import InsufficientScope
+from src.application.errors import InsufficientScope, ServiceUnavailable
 from src.application.security import Principal
 
 log = logging.getLogger("calcmcp.stdio")
@@ -76,6 +76,9 @@ class StdioSession:
             return (await self._server.answer(message, exchange)).body
         except McpError as failure:
             return messages.error(request_id, failure)
+        except ServiceUnavailable as refusal:
+            busy = McpError(INTERNAL_ERROR, f"temporarily unavailable: {refusal}")
+            return messages.error(request_id, busy)
         except InsufficientScope as refusal:
             forbidden = McpError(INSUFFICIENT_SCOPE, str(refusal), {"scope": refusal.scope})
             return messages.error(request_id, forbidden)

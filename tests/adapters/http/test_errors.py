@@ -25,6 +25,7 @@ from src.application.errors import (
     ApplicationError,
     InsufficientScope,
     RateLimited,
+    ServiceUnavailable,
     StreamEnded,
     TooManyStreams,
 )
@@ -213,6 +214,23 @@ def test_too_many_streams_is_a_429_problem_with_retry_after(per_client: bool, de
         "title": "Too Many Requests",
         "status": 429,
         "detail": detail,
+    }
+
+
+def test_service_unavailable_is_a_503_problem_with_retry_after() -> None:
+    assert OTHER_ERRORS[ServiceUnavailable] == (503, "service-unavailable")
+
+    exc = ServiceUnavailable("the event bus is unavailable; try again shortly", retry_after=1.2)
+    response = on_application_error(request_to(), exc)
+
+    assert response.status_code == 503
+    assert response.media_type == "application/problem+json"
+    assert response.headers["Retry-After"] == "2"
+    assert msgspec.json.decode(response.content) == {
+        "type": "urn:calcmcp:problem:service-unavailable",
+        "title": "Request refused",
+        "status": 503,
+        "detail": "the event bus is unavailable; try again shortly",
     }
 
 
