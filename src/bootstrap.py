@@ -268,6 +268,18 @@ def shared(adapter: str, redis: Any, settings: Settings, **options: Any) -> Any:
     return getattr(redis_adapters, adapter)(redis, prefix=settings.redis_prefix, **options)
 
 
+def by_backend(
+    backend: Any, memory: Any, redis_adapter: str, redis: Any, settings: Any, **options: Any
+) -> Any:
+    """A provider of ``memory(**options)``, or of the Redis adapter with the same options,
+    whichever ``backend`` names."""
+    return providers.Selector(
+        backend,
+        memory=providers.Singleton(memory, **options),
+        redis=providers.Singleton(shared, redis_adapter, redis, settings, **options),
+    )
+
+
 def postgres_client_store(settings: Settings) -> Any:
     """The client database on PostgreSQL (``CALCMCP_DATABASE_URL``), shared by instances."""
     from src.adapters.postgres.clients import PostgresClientStore  # noqa: PLC0415
@@ -361,43 +373,28 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryRevocationList),
         redis=providers.Singleton(shared, "RedisRevocationList", redis, settings),
     )
-    rate_limiter = providers.Selector(
+    rate_limiter = by_backend(
         backend,
-        memory=providers.Singleton(
-            MemoryRateLimiter,
-            capacity=settings.provided.token_burst,
-            rate=settings.provided.token_rate,
-        ),
-        redis=providers.Singleton(
-            shared,
-            "RedisRateLimiter",
-            redis,
-            settings,
-            capacity=settings.provided.token_burst,
-            rate=settings.provided.token_rate,
-        ),
+        MemoryRateLimiter,
+        "RedisRateLimiter",
+        redis,
+        settings,
+        capacity=settings.provided.token_burst,
+        rate=settings.provided.token_rate,
     )
     audit = providers.Singleton(LoggingAuditTrail)
     client_authenticator = providers.Singleton(
         ClientAuthenticator, clients=clients, limiter=rate_limiter
     )
-    event_bus = providers.Selector(
+    event_bus = by_backend(
         backend,
-        memory=providers.Singleton(
-            MemoryEventBus,
-            log_size=settings.provided.event_log_size,
-            log_age=settings.provided.event_log_age,
-            queue_size=settings.provided.subscriber_queue,
-        ),
-        redis=providers.Singleton(
-            shared,
-            "RedisEventBus",
-            redis,
-            settings,
-            log_size=settings.provided.event_log_size,
-            log_age=settings.provided.event_log_age,
-            queue_size=settings.provided.subscriber_queue,
-        ),
+        MemoryEventBus,
+        "RedisEventBus",
+        redis,
+        settings,
+        log_size=settings.provided.event_log_size,
+        log_age=settings.provided.event_log_age,
+        queue_size=settings.provided.subscriber_queue,
     )
 
     issue_token = providers.Singleton(
@@ -430,21 +427,14 @@ class Container(containers.DeclarativeContainer):
     )
     calculate = providers.Singleton(Calculate, calculator=calculator, events=event_bus, clock=clock)
     broadcast = providers.Singleton(Broadcast, events=event_bus, clock=clock)
-    stream_slots = providers.Selector(
+    stream_slots = by_backend(
         backend,
-        memory=providers.Singleton(
-            MemoryStreamSlots,
-            max_streams=settings.provided.sse_max_streams,
-            max_per_client=settings.provided.sse_max_streams_per_client,
-        ),
-        redis=providers.Singleton(
-            shared,
-            "RedisStreamSlots",
-            redis,
-            settings,
-            max_streams=settings.provided.sse_max_streams,
-            max_per_client=settings.provided.sse_max_streams_per_client,
-        ),
+        MemoryStreamSlots,
+        "RedisStreamSlots",
+        redis,
+        settings,
+        max_streams=settings.provided.sse_max_streams,
+        max_per_client=settings.provided.sse_max_streams_per_client,
     )
     stream_tickets = providers.Selector(
         backend,

@@ -10,9 +10,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from src.adapters.fanout.mailbox import LocalMailbox
 from src.adapters.redis.channels import Channels
 from src.adapters.redis.connection import DEFAULT_PREFIX, unavailable
-from src.adapters.redis.mailbox import LocalMailbox
 from src.application.ports import Mailbox, SessionMailboxes
 
 _MESSAGE, _OPENED = b"m", b"o"  # what a channel carries: a message, or "opened by process X"

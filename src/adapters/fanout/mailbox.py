@@ -12,8 +12,8 @@ from src.application.ports import Mailbox, SubscriptionClosed
 class LocalMailbox(Mailbox):
     """Messages delivered by the process's subscriber task; past ``limit``, the stream is cut off.
 
-    Written here rather than shared with the in-memory adapter: driven adapters do not import
-    each other.
+    Shared by the in-memory and Redis session mailboxes: whatever carries a message to this
+    process, the stream that holds the session reads it from here.
     """
 
     __slots__ = ("_closed", "_limit", "_messages", "_on_close", "_waiter")
@@ -25,15 +25,16 @@ class LocalMailbox(Mailbox):
         self._on_close = on_close
         self._limit = limit
 
-    def put(self, payload: bytes) -> None:
-        """Queue ``payload``; a mailbox that far behind is closed instead."""
+    def put(self, payload: bytes) -> bool:
+        """Queue ``payload``; ``False`` when closed, or so far behind that it is closed now."""
         if self._closed is not None:
-            return
+            return False
         if len(self._messages) >= self._limit:
             self.end("closed")
-            return
+            return False
         self._messages.append(payload)
         self._wake()
+        return True
 
     async def receive(self, timeout: float) -> list[bytes]:
         """Everything queued, waiting up to ``timeout`` for something."""
