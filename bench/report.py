@@ -43,7 +43,17 @@ METRICS = (
     Metric("add.p50_ms", "POST /calculator/add latency p50", "ms", higher_is_better=False),
     Metric("add.p99_ms", "POST /calculator/add latency p99", "ms", higher_is_better=False),
     Metric("add.errors", "POST /calculator/add failed requests", "", False, ratio=False),
+    # Scale-out targets (calcmcp-wN): against calcmcp-w1 of the same run, and where the CPU went
+    # during the measured run (cores' worth: 1.0 = one core busy throughout).
+    Metric("add.rps_vs_w1", "POST /calculator/add vs calcmcp-w1", "x", True, ratio=False),
+    Metric("add.cpu.server_cores", "add: server CPU (all its processes)", "cores", False, False),
+    Metric("add.cpu.wrk_cores", "add: wrk CPU", "cores", False, ratio=False),
+    Metric("add.cpu.redis_cores", "add: Redis CPU", "cores", False, ratio=False),
+    Metric("add.cpu.machine_cores", "add: whole machine CPU (anyone's)", "cores", False, False),
+    Metric("add.cpu.softirq_cores", "add: of which kernel softirq", "cores", False, False),
+    Metric("add.cpu.steal_cores", "add: stolen by the hypervisor", "cores", False, False),
     # Delivered: kernel receive timestamps on the subscriber sockets (see bench/README.md).
+    Metric("sse.connected", "open event streams", "", False, ratio=False),
     Metric("sse.p50_ms", "broadcast delivered to all streams p50", "ms", higher_is_better=False),
     Metric("sse.p99_ms", "broadcast delivered to all streams p99", "ms", higher_is_better=False),
     Metric("sse.max_ms", "broadcast delivered to all streams max", "ms", higher_is_better=False),
@@ -79,12 +89,20 @@ METRICS = (
 )
 MCP_GOAL = 0.8
 """MCP tools/call should reach at least this share of the REST add's requests/s."""
+SCALE_BASE = "calcmcp-w1"
+SCALE_GOALS = {2: 1.7}
+"""Workers -> least REST add throughput against one worker (2 cores: 2 workers, 1.7x)."""
+FANOUT_GOAL_MS = 150.0
+FANOUT_GOAL_STREAMS = 5000
+"""A broadcast reaches 5,000 streams spread over the workers within 150 ms at p99."""
 
 
 def derive(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
     """Add to each target's `mcp` result its comparison with the same target's REST `add`:
     `rest_rps`, `rps_vs_rest` (MCP req/s / REST req/s), `p50_vs_rest` and `meets_goal`
-    (`rps_vs_rest` >= MCP_GOAL; None without an `add` result)."""
+    (`rps_vs_rest` >= MCP_GOAL; None without an `add` result); and to each scale target's
+    `add` its comparison with calcmcp-w1 (see `derive_scale`)."""
+    derive_scale(results)
     for per in results.values():
         mcp, rest = per.get("mcp"), per.get("add")
         if mcp is None:
@@ -102,9 +120,58 @@ def derive(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
         )
 
 
-def goals(results: Results) -> list[str]:
-    """One line per target goal measured: MCP vs REST throughput, stdio cold start."""
+def _workers(name: str) -> int | None:
+    """N of a `calcmcp-wN` target, else None."""
+    prefix = "calcmcp-w"
+    count = name.removeprefix(prefix)
+    return int(count) if name.startswith(prefix) and count.isdigit() else None
+
+
+def derive_scale(results: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+    """Add `rps_vs_w1` (REST add req/s / calcmcp-w1's of the same run) to each scale target."""
+    base = (results.get(SCALE_BASE) or {}).get("add") or {}
+    for name, per in results.items():
+        add = per.get("add")
+        if add is not None and _workers(name) is not None:
+            add["rps_vs_w1"] = _ratio(add.get("rps"), base.get("rps"))
+
+
+def scale_goals(results: Results) -> list[str]:
+    """Scale-out lines: each calcmcp-wN's REST add against calcmcp-w1 (goal for 2 workers),
+    and its broadcast fan-out p99 (goal at 5,000 streams)."""
     lines = []
+    for name, per in results.items():
+        workers = _workers(name)
+        if workers is None:
+            continue
+        add = per.get("add") or {}
+        if add.get("rps_vs_w1") is not None and workers > 1:
+            goal = SCALE_GOALS.get(workers)
+            verdict = (
+                f"(goal >= {goal:.1f}x): {'met' if add['rps_vs_w1'] >= goal else 'NOT met'}"
+                if goal
+                else "(no goal: more workers than cores)"
+            )
+            lines.append(
+                f"{name}: REST add {add['rps']:,.0f} req/s = {add['rps_vs_w1']:.2f}x "
+                f"{SCALE_BASE} {verdict}"
+            )
+        sse = per.get("sse") or {}
+        if sse.get("p99_ms") is not None:
+            at_goal = sse.get("connected") == FANOUT_GOAL_STREAMS
+            met = "met" if sse["p99_ms"] <= FANOUT_GOAL_MS and not sse.get("lost") else "NOT met"
+            verdict = met if at_goal else f"(the goal is for {FANOUT_GOAL_STREAMS:,} streams)"
+            lines.append(
+                f"{name}: broadcast to {sse['connected']:,} streams delivered p99 "
+                f"{sse['p99_ms']:.1f} ms, lost {sse.get('lost')} "
+                f"(goal <= {FANOUT_GOAL_MS:.0f} ms at {FANOUT_GOAL_STREAMS:,}): {verdict}"
+            )
+    return lines
+
+
+def goals(results: Results) -> list[str]:
+    """One line per target goal measured: MCP vs REST throughput, stdio cold start, scale-out."""
+    lines = scale_goals(results)
     for name, per in results.items():
         mcp = per.get("mcp") or {}
         if mcp.get("rps_vs_rest") is not None:

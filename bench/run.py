@@ -36,6 +36,7 @@ from typing import Any
 
 from report import derive, goals, ratios, render, write_json
 from report import flatten as flatten_metrics
+from scale import DEFAULT_REDIS_URL, RedisError, cpu_meter, redis_ping
 from stdiobench import StdioBenchError, StdioSettings, bench_stdio
 from targets import (
     ALL_BENCHMARKS,
@@ -64,6 +65,10 @@ from wrkbench import (
 
 FANOUT_SCRIPT = BENCH_DIR / "sse_fanout.py"
 DEFAULT_TARGETS = ("seed", "bare", "calcmcp", "calcmcp-hs256")
+SCALE_TARGETS = ("calcmcp-w1", "calcmcp-w2", "calcmcp-w4")
+SCALE_BENCH = "add,sse"
+SCALE_SUBSCRIBERS = 5000
+DEFAULT_SUBSCRIBERS = 1000
 WRK_BENCHMARKS = frozenset({"token", "add", "mcp"})
 
 
@@ -84,6 +89,7 @@ class Config:
     client_cpu: int
     stdio_runs: int = 20
     stdio_warmup: int = 2
+    connect_concurrency: int = 200
 
 
 @dataclasses.dataclass
@@ -96,12 +102,13 @@ class Outcome:
 
 def run_benchmark(name: str, server: Server, config: Config) -> dict[str, Any]:
     """Run one benchmark against a running server."""
+    meter = cpu_meter(server.pid, server.target.redis_url)
     if name == "token":
-        result = bench_token(server.base_url, config.wrk)
+        result = bench_token(server.base_url, config.wrk, meter)
     elif name == "add":
-        result = bench_add(server.base_url, config.wrk, server.target.auth)
+        result = bench_add(server.base_url, config.wrk, server.target.auth, meter)
     elif name == "mcp":
-        result = bench_mcp(server.base_url, config.wrk)
+        result = bench_mcp(server.base_url, config.wrk, meter)
     else:
         return run_fanout(server, config)
     return {**dataclasses.asdict(result), "errors": result.errors}
@@ -121,10 +128,11 @@ def run_fanout(server: Server, config: Config) -> dict[str, Any]:
         str(config.subscribers),
         "--broadcasts",
         str(config.broadcasts),
-        "--server-pid",
-        str(server.pid),
+        *(arg for pid in server.pids for arg in ("--server-pid", str(pid))),
         "--broadcast-timeout",
         str(config.broadcast_timeout),
+        "--connect-concurrency",
+        str(config.connect_concurrency),
     ]
     budget = 120 + config.broadcasts * (config.broadcast_timeout + 1)
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=budget)
@@ -199,21 +207,26 @@ def summary_line(result: dict[str, Any]) -> str:
             if result.get(name)
         )
     if "rps" in result:
+        cpu = result.get("cpu") or {}
+        used = ", ".join(f"{k.removesuffix('_cores')} {v:.2f}" for k, v in cpu.items())
         return (
             f"{result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
             f"p99 {result['p99_ms']:.2f} ms, errors {result['errors']}"
+            + (f"; cores used: {used}" if used else "")
         )
+    spread = result.get("streams_by_process")
     return (
         f"{result['connected']} streams, delivered p50 {result['p50_ms']} ms, "
         f"p99 {result['p99_ms']} ms (read by client: p50 {result.get('client_p50_ms')} ms, "
         f"p99 {result.get('client_p99_ms')} ms), lost {result['lost']}, "
         f"{result['rss_per_stream_kib']} KiB/stream"
+        + (f"; streams per process: {spread}" if spread else "")
     )
 
 
 def build_targets(args: argparse.Namespace) -> list[Target]:
     """The selected targets, with `--target` and `--cwd` overrides applied."""
-    known = default_targets(args.seed_dir)
+    known = default_targets(args.seed_dir, args.redis_url)
     custom = dict(_pair(item, "--target") for item in args.target)
     for name, command in custom.items():
         base = known.get(name)
@@ -226,7 +239,10 @@ def build_targets(args: argparse.Namespace) -> list[Target]:
         if name not in known:
             raise SystemExit(f"--cwd: unknown target {name!r}")
         known[name] = dataclasses.replace(known[name], cwd=Path(folder))
-    selected = args.targets.split(",") if args.targets else [*DEFAULT_TARGETS, *custom]
+    if args.targets:
+        selected = args.targets.split(",")
+    else:
+        selected = [*(SCALE_TARGETS if args.scale else DEFAULT_TARGETS), *custom]
     unknown = [name for name in selected if name not in known]
     if unknown:
         raise SystemExit(f"unknown target(s): {', '.join(unknown)}; known: {', '.join(known)}")
@@ -241,8 +257,8 @@ def _pair(item: str, flag: str) -> tuple[str, str]:
     return name, value
 
 
-def preflight(config: Config) -> None:
-    """Check the tools and the machine before starting anything."""
+def preflight(config: Config, targets: Sequence[Target] = ()) -> None:
+    """Check the tools, the machine and any Redis the targets need before starting anything."""
     if shutil.which("taskset") is None:
         raise SystemExit("taskset is missing (Debian package util-linux)")
     if WRK_BENCHMARKS & set(config.benchmarks) and shutil.which("wrk") is None:
@@ -252,6 +268,18 @@ def preflight(config: Config) -> None:
         raise SystemExit(f"only {cpus} CPU(s): pass --server-cpu/--client-cpu within 0..{cpus - 1}")
     if config.server_cpu == config.client_cpu:
         print("warning: server and load generator share a core", file=sys.stderr)
+    for target in targets:
+        if not target.pinned:
+            print(
+                f"note: {target.name} runs on every core ({target.workers} worker(s)): wrk and the"
+                f" SSE client, on core {config.client_cpu}, share it with the server",
+                file=sys.stderr,
+            )
+    for url in sorted({t.redis_url for t in targets if t.redis_url}):
+        try:
+            redis_ping(url)
+        except (RedisError, OSError) as error:
+            raise SystemExit(f"Redis is needed by the scale targets: {error}") from None
     limit = raise_own_fd_limit()
     if "sse" in config.benchmarks and limit < config.subscribers + 64:
         raise SystemExit(
@@ -362,7 +390,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the reference implementation (default: %(default)s)",
     )
     add(
-        "--bench", default=",".join(ALL_BENCHMARKS), help="benchmarks to run (default: %(default)s)"
+        "--bench",
+        help=f"benchmarks to run (default: {','.join(ALL_BENCHMARKS)};"
+        f" with --scale: {SCALE_BENCH})",
+    )
+    add(
+        "--scale",
+        action="store_true",
+        help="scale-out preset: targets calcmcp-w1,calcmcp-w2,calcmcp-w4 (calcmcp serve"
+        f" --workers N on Redis), --bench {SCALE_BENCH}, --subscribers {SCALE_SUBSCRIBERS}"
+        " (each unless given)",
+    )
+    add(
+        "--redis-url",
+        default=os.environ.get("CALCMCP_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="the Redis of the calcmcp-wN targets (default: %(default)s)",
     )
     add("--connections", type=int, default=32, help="wrk connections (default: %(default)s)")
     add("--duration", type=float, default=10.0, help="wrk seconds per run (default: %(default)s)")
@@ -371,10 +413,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add(
         "--subscribers",
         type=int,
-        default=1000,
-        help="SSE streams, up to 10000 (default: %(default)s)",
+        help=f"SSE streams, up to 10000 (default: {DEFAULT_SUBSCRIBERS};"
+        f" with --scale: {SCALE_SUBSCRIBERS})",
     )
     add("--broadcasts", type=int, default=20, help="SSE broadcasts (default: %(default)s)")
+    add(
+        "--connect-concurrency",
+        type=int,
+        default=200,
+        help="SSE streams being opened at once (default: %(default)s)",
+    )
     add(
         "--broadcast-timeout",
         type=float,
@@ -406,12 +454,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace) -> Config:
     """Validate the flags into a Config."""
+    if args.bench is None:
+        args.bench = SCALE_BENCH if args.scale else ",".join(ALL_BENCHMARKS)
+    if args.subscribers is None:
+        args.subscribers = SCALE_SUBSCRIBERS if args.scale else DEFAULT_SUBSCRIBERS
     benchmarks = tuple(b for b in args.bench.split(",") if b)
     bad = [b for b in benchmarks if b not in ALL_BENCHMARKS]
     if bad or not benchmarks:
         raise SystemExit(f"--bench: choose from {','.join(ALL_BENCHMARKS)}")
     if not 1 <= args.subscribers <= 10000:
         raise SystemExit("--subscribers must be between 1 and 10000")
+    if not 1 <= args.connect_concurrency <= 10000:
+        raise SystemExit("--connect-concurrency must be between 1 and 10000")
     if args.stdio_runs < 1 or args.stdio_warmup < 0:
         raise SystemExit("--stdio-runs must be at least 1 and --stdio-warmup at least 0")
     wrk = WrkSettings(
@@ -431,6 +485,7 @@ def config_from(args: argparse.Namespace) -> Config:
         client_cpu=args.client_cpu,
         stdio_runs=args.stdio_runs,
         stdio_warmup=args.stdio_warmup,
+        connect_concurrency=args.connect_concurrency,
     )
 
 
@@ -439,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from(args)
     targets = build_targets(args)
-    preflight(config)
+    preflight(config, targets)
     started = dt.datetime.now(dt.UTC)
     load_at_start = load_average()
     busy_at_start = cpu_busy()

@@ -46,6 +46,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from scale import descriptor_counts
+
 DEFAULT_FORM = {
     "grant_type": "client_credentials",
     "client_id": "example_client_id",
@@ -83,6 +85,9 @@ class Options:
     connect_timeout: float
     connect_concurrency: int
     gap: float
+    other_pids: tuple[int, ...] = ()
+    """More processes of the server (a supervisor's workers): memory is summed over all of
+    them, and the streams each one holds are counted."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -714,9 +719,20 @@ def marker_pattern(run_id: str) -> re.Pattern[bytes]:
     return re.compile(rb"bm" + run_id.encode("ascii") + rb"x(\d+)z")
 
 
-def _rss(pid: int | None) -> int | None:
-    """Server RSS in KiB, or None when no pid was given."""
-    return read_rss_kib(pid) if pid is not None else None
+def _server_pids(options: Options) -> list[int]:
+    """Every server process given (none: no memory readings)."""
+    return [*([options.server_pid] if options.server_pid is not None else []), *options.other_pids]
+
+
+def _rss(pids: Sequence[int]) -> int | None:
+    """Server RSS in KiB, summed over its processes, or None when no pid was given."""
+    total = 0
+    for pid in pids:
+        try:
+            total += read_rss_kib(pid)
+        except OSError:  # a process without memory of its own (say, one that just exited)
+            continue
+    return total if pids else None
 
 
 def run_fanout(options: Options) -> dict[str, object]:
@@ -737,7 +753,10 @@ def run_fanout(options: Options) -> dict[str, object]:
             pattern=marker_pattern(run_id),
         )
         client.attach(fanout.selector)
-        rss = {"before": _rss(options.server_pid)}
+        pids = _server_pids(options)
+        rss = {"before": _rss(pids)}
+        sockets_before = descriptor_counts(pids) if len(pids) > 1 else {}
+        sockets_connected: dict[str, int] = {}
         opened = time.monotonic()
         try:
             fanout.open_subscribers()
@@ -747,20 +766,27 @@ def run_fanout(options: Options) -> dict[str, object]:
                 raise FanoutError(f"no stream opened: {first}")
             tracker.start(len(fanout.subscribers))
             fanout.pump(0.5)
-            rss["connected"] = _rss(options.server_pid)
+            rss["connected"] = _rss(pids)
+            sockets_connected = descriptor_counts(pids) if len(pids) > 1 else {}
             timings = send_broadcasts(
                 options, fanout, client, token=token, run_id=run_id, tracker=tracker
             )
             fanout.pump(0.2)
-            rss["after_broadcasts"] = _rss(options.server_pid)
+            rss["after_broadcasts"] = _rss(pids)
         finally:
             client.close()  # before the selector it is registered in goes
             fanout.close()
     finally:
         client.close()
     time.sleep(0.5)
-    rss["after_close"] = _rss(options.server_pid)
-    return summarize(options, tracker, timings, fanout=fanout, connect_s=connect_s, rss=rss)
+    rss["after_close"] = _rss(pids)
+    result = summarize(options, tracker, timings, fanout=fanout, connect_s=connect_s, rss=rss)
+    if sockets_connected:
+        # sockets each process gained while the streams opened: how the kernel spread them
+        result["streams_by_process"] = {
+            pid: count - sockets_before.get(pid, 0) for pid, count in sockets_connected.items()
+        }
+    return result
 
 
 def summarize(
@@ -841,7 +867,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000")
     parser.add_argument("--subscribers", type=int, default=1000, help="open streams (max 10000)")
     parser.add_argument("--broadcasts", type=int, default=20, help="broadcasts, sent one by one")
-    parser.add_argument("--server-pid", type=int, help="server process id, for VmRSS readings")
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="server process id, for VmRSS readings; repeat it for every process of a server"
+        " with workers (memory is summed, streams per process counted)",
+    )
     parser.add_argument("--broadcast-timeout", type=float, default=30.0, help="seconds each")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds each")
     parser.add_argument("--connect-concurrency", type=int, default=200, help="connects in flight")
@@ -868,7 +901,8 @@ def options_from(args: argparse.Namespace) -> Options:
         base_url=args.base_url,
         subscribers=args.subscribers,
         broadcasts=args.broadcasts,
-        server_pid=args.server_pid,
+        server_pid=args.server_pid[0] if args.server_pid else None,
+        other_pids=tuple(args.server_pid[1:]),
         broadcast_timeout=args.broadcast_timeout,
         connect_timeout=args.connect_timeout,
         connect_concurrency=args.connect_concurrency,

@@ -17,6 +17,15 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from scale import (
+    DEFAULT_REDIS_URL,
+    SCALE_WORKERS,
+    RedisError,
+    forget_keys,
+    process_tree,
+    scale_environment,
+    wait_workers_serving,
+)
 from stdiobench import DEFAULT_COMMANDS as STDIO_COMMANDS
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -26,6 +35,8 @@ SEED_VENV = BENCH_DIR / ".venv-seed"
 CALCMCP_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 HTTP_BENCHMARKS = ("token", "add", "sse")
 """What any HTTP target runs: the endpoints the reference has too."""
+SCALE_BENCHMARKS = ("add", "sse")
+"""What the `calcmcp-wN` targets run: authenticated calls per second, broadcast fan-out."""
 CALCMCP_BENCHMARKS = (*HTTP_BENCHMARKS, "mcp", "stdio")
 ALL_BENCHMARKS = CALCMCP_BENCHMARKS
 SERVERLESS_BENCHMARKS = ("stdio",)
@@ -51,6 +62,13 @@ class Target:
     prepare: Callable[[], None] | None = None
     stdio: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """For the `stdio` benchmark: name -> command that speaks MCP on stdin/stdout."""
+    pinned: bool = True
+    """Run the server on the server core only (`taskset`); False: on every core."""
+    workers: int = 1
+    """Worker processes under one supervisor: above 1, the harness waits until each serves."""
+    redis_url: str | None = None
+    """The Redis the target keeps its state in: its keys (`CALCMCP_REDIS_PREFIX`) are deleted
+    after each server, and its CPU time is reported."""
 
     def argv(self, port: int) -> list[str]:
         """The server's argument vector for `port`."""
@@ -80,9 +98,15 @@ class Server:
         """The server's own process id (the leaf of a wrapper chain such as `sh -c`)."""
         return leaf_pid(self.process.pid)
 
+    @property
+    def pids(self) -> list[int]:
+        """The server and every process under it (a supervisor's workers)."""
+        return process_tree(self.pid)
 
-def default_targets(seed_dir: Path) -> dict[str, Target]:
-    """The built-in targets: the reference `seed`, a `bare` Litestar endpoint and `calcmcp`."""
+
+def default_targets(seed_dir: Path, redis_url: str = DEFAULT_REDIS_URL) -> dict[str, Target]:
+    """The built-in targets: the reference `seed`, a `bare` Litestar endpoint, `calcmcp`, and
+    `calcmcp-w1`, `-w2`, `-w4` (`calcmcp serve --workers N` on the Redis at `redis_url`)."""
     calcmcp_python = shlex.quote(str(CALCMCP_PYTHON))
     seed_python = shlex.quote(str(SEED_VENV / "bin" / "python"))
     return {
@@ -113,7 +137,42 @@ def default_targets(seed_dir: Path) -> dict[str, Target]:
             algorithm="HS256",
             benchmarks=("token", "add", "mcp"),
         ),
+        # what the metrics cost: `calcmcp` with them off (compare its add and mcp in one run)
+        "calcmcp-nometrics": calcmcp_target(
+            "calcmcp-nometrics",
+            calcmcp_python,
+            algorithm="ES256",
+            benchmarks=("add", "mcp"),
+            env={"CALCMCP_METRICS": "false"},
+        ),
+        **{
+            f"calcmcp-w{workers}": scale_target(
+                f"calcmcp-w{workers}", calcmcp_python, workers, redis_url
+            )
+            for workers in SCALE_WORKERS
+        },
     }
+
+
+def scale_target(name: str, python: str, workers: int, redis_url: str) -> Target:
+    """`calcmcp serve --workers N` with its state on Redis, on every core (not pinned).
+
+    Run through the `calcmcp serve` command line (as a deployment does), 1 worker included, so
+    the three targets differ in their worker count only. Settings as for `calcmcp` (rate limits
+    and the per-client stream limit out of reach, the public URL the harness uses), plus the
+    Redis URL, a key prefix unique to each server start (deleted when it stops) and log level
+    `warning`, which keeps uvicorn's access log off as `--no-access-log` does for the others.
+    """
+    return Target(
+        name=name,
+        command=f"{python} -m src serve --workers {workers} --host {HOST} --port {{port}}",
+        cwd=REPO_ROOT,
+        benchmarks=SCALE_BENCHMARKS,
+        env=scale_environment(name, redis_url),
+        pinned=False,
+        workers=workers,
+        redis_url=redis_url,
+    )
 
 
 def calcmcp_target(
@@ -123,6 +182,7 @@ def calcmcp_target(
     algorithm: str,
     benchmarks: tuple[str, ...] = CALCMCP_BENCHMARKS,
     stdio: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Target:
     """calcmcp as shipped (audit log on), with its token signing algorithm and a fresh data dir.
 
@@ -132,6 +192,7 @@ def calcmcp_target(
     benchmark opens every stream as the one development client (the total limit stays at its
     default, which the largest run reaches exactly). The public URL is the address the harness
     uses, so the resource a token is requested for (`.../mcp`) is the one the server checks.
+    `env` adds (or overrides) settings.
     """
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     return Target(
@@ -147,6 +208,7 @@ def calcmcp_target(
             "CALCMCP_TOKEN_RATE": "1000000000",
             "CALCMCP_TOKEN_BURST": "1000000000",
             "CALCMCP_SSE_MAX_STREAMS_PER_CLIENT": "10000",
+            **(env or {}),
         },
     )
 
@@ -180,9 +242,11 @@ def free_port() -> int:
 
 
 def start_server(target: Target, cpu: int, log_path: Path, ready_timeout: float = 60.0) -> Server:
-    """Start `target` pinned to `cpu` on a free port and wait until it answers HTTP."""
+    """Start `target` on a free port, pinned to `cpu` unless it is a multi-core target, and wait
+    until it answers HTTP (every one of its workers, if it has several)."""
     port = free_port()
-    argv = ["taskset", "-c", str(cpu), *target.argv(port)]
+    pinning = ["taskset", "-c", str(cpu)] if target.pinned else []
+    argv = [*pinning, *target.argv(port)]
     env = {**os.environ, **target.environment(port)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
@@ -197,6 +261,8 @@ def start_server(target: Target, cpu: int, log_path: Path, ready_timeout: float 
     server = Server(target, port, process, log_path)
     try:
         wait_ready(server, ready_timeout)
+        if target.workers > 1:
+            wait_workers_serving(port, server.pid, target.workers, ready_timeout)
     except BaseException:
         stop_server(server)
         raise
@@ -232,16 +298,21 @@ def answers_http(host: str, port: int) -> bool:
 
 
 def stop_server(server: Server, grace: float = 10.0) -> None:
-    """Stop the server: SIGTERM, then SIGKILL after `grace` seconds."""
+    """Stop the server: SIGTERM, then SIGKILL after `grace` seconds; then delete its Redis keys."""
     process = server.process
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=grace)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=grace)
+    prefix = server.target.environment(server.port).get("CALCMCP_REDIS_PREFIX")
+    if server.target.redis_url and prefix:
+        try:
+            forget_keys(server.target.redis_url, prefix)
+        except (RedisError, OSError) as error:
+            print(f"warning: could not delete Redis keys {prefix}*: {error}", file=sys.stderr)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

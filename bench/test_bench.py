@@ -13,15 +13,29 @@ import json
 import os
 import re
 import socket
+import socketserver
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from report import derive, goals, ratio_table, ratios, values_table
+from scale import (
+    RedisError,
+    Resp,
+    cpu_seconds,
+    descriptor_counts,
+    forget_keys,
+    process_tree,
+    redis_cpu_seconds,
+    redis_ping,
+    socket_holder,
+    workers_of,
+)
 from sse_fanout import (
     ANCILLARY_SPACE,
     SCM_TIMESTAMPNS,
@@ -521,3 +535,136 @@ def test_bench_stdio_runs_warmups_and_references(tmp_path: Path) -> None:
     assert result["fake"]["runs"] == 3
     assert len(result["fake"]["warmup_ms"]) == 1
     assert result["python"]["p50_ms"] > 0
+
+
+# --- scale-out targets (calcmcp serve --workers N on Redis) ------------------------------------
+
+
+def test_scale_targets_serve_with_workers_on_redis_on_every_core() -> None:
+    targets = default_targets(Path("/nowhere"), "redis://127.0.0.1:6390/0")
+    prefixes = set()
+    for workers in (1, 2, 4):
+        target = targets[f"calcmcp-w{workers}"]
+        argv = target.argv(8123)
+        assert argv[argv.index("serve") :] == [
+            "serve",
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8123",
+        ]
+        assert (target.workers, target.pinned, target.benchmarks) == (
+            workers,
+            False,
+            ("add", "sse"),
+        )
+        env = target.environment(8123)
+        assert env["CALCMCP_REDIS_URL"] == target.redis_url == "redis://127.0.0.1:6390/0"
+        assert env["CALCMCP_PUBLIC_URL"] == "http://127.0.0.1:8123"
+        assert env["CALCMCP_LOG_LEVEL"] == "warning"  # uvicorn's access log (info) is off
+        # one prefix per run and target, and per server start (the port is in it)
+        assert env["CALCMCP_REDIS_PREFIX"].endswith(":8123:")
+        assert target.environment(8124)["CALCMCP_REDIS_PREFIX"] != env["CALCMCP_REDIS_PREFIX"]
+        prefixes.add(env["CALCMCP_REDIS_PREFIX"])
+    assert len(prefixes) == 3
+    assert targets["calcmcp"].pinned
+    assert targets["calcmcp"].redis_url is None
+
+
+def test_scale_goals_compare_with_one_worker_and_check_the_fanout_at_5000_streams() -> None:
+    results: dict[str, Any] = {
+        "calcmcp-w1": {"add": {"rps": 4000.0}, "sse": {"connected": 5000, "p99_ms": 90.0}},
+        "calcmcp-w2": {"add": {"rps": 7000.0}, "sse": {"connected": 5000, "p99_ms": 151.0}},
+        "calcmcp-w4": {"add": {"rps": 6000.0}, "sse": {"connected": 1000, "p99_ms": 20.0}},
+        "calcmcp": {"add": {"rps": 9000.0}},
+    }
+    derive(results)
+    assert results["calcmcp-w2"]["add"]["rps_vs_w1"] == 1.75
+    assert "rps_vs_w1" not in results["calcmcp"]["add"]
+    lines = goals(results)
+    assert "calcmcp-w2: REST add 7,000 req/s = 1.75x calcmcp-w1 (goal >= 1.7x): met" in lines
+    assert any(line.startswith("calcmcp-w4: REST add") and "no goal" in line for line in lines)
+    assert any(
+        line.startswith("calcmcp-w1: broadcast") and line.endswith(": met") for line in lines
+    )
+    assert any(line.startswith("calcmcp-w2: broadcast") and "NOT met" in line for line in lines)
+    assert any(line.startswith("calcmcp-w4: broadcast") and "for 5,000" in line for line in lines)
+    assert "1.75x" in values_table(results)
+
+
+class FakeRedis(socketserver.StreamRequestHandler):
+    """Enough of Redis for the harness: PING, INFO cpu, SCAN (one page) and UNLINK."""
+
+    keys: ClassVar[set[str]] = {"p:a", "p:b", "q:c"}
+
+    def handle(self) -> None:
+        while line := self.rfile.readline():
+            count = int(line[1:])
+            args = []
+            for _ in range(count):
+                length = int(self.rfile.readline()[1:])
+                args.append(self.rfile.read(length + 2)[:-2].decode())
+            self.wfile.write(self.answer(args))
+
+    def answer(self, args: list[str]) -> bytes:
+        command = args[0].upper()
+        if command == "PING":
+            return b"+PONG\r\n"
+        if command == "INFO":
+            info = b"# CPU\r\nused_cpu_sys:1.25\r\nused_cpu_user:2.5\r\n"
+            return b"$%d\r\n%s\r\n" % (len(info), info)
+        if command == "SCAN":
+            prefix = args[args.index("MATCH") + 1].rstrip("*")
+            found = sorted(k for k in self.keys if k.startswith(prefix))
+            items = b"".join(b"$%d\r\n%s\r\n" % (len(k), k.encode()) for k in found)
+            return b"*2\r\n$1\r\n0\r\n*%d\r\n%s" % (len(found), items)
+        if command == "UNLINK":
+            gone = self.keys & set(args[1:])
+            self.keys -= gone
+            return b":%d\r\n" % len(gone)
+        return b"-ERR unknown command\r\n"
+
+
+def test_the_redis_helpers_speak_resp() -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), FakeRedis)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"redis://127.0.0.1:{server.server_address[1]}/0"
+        redis_ping(url)
+        assert redis_cpu_seconds(url) == pytest.approx(3.75)
+        assert forget_keys(url, "p:") == 2
+        assert FakeRedis.keys == {"q:c"}
+        client = Resp(url)
+        try:
+            with pytest.raises(RedisError, match="unknown command"):
+                client.command("FLUSHALL")
+        finally:
+            client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(RedisError, match="cannot reach"):
+        redis_ping(url)
+
+
+def test_process_helpers_find_children_their_cpu_and_who_holds_a_connection() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in process_tree(os.getpid())
+        assert cpu_seconds([os.getpid()]) > 0
+        assert workers_of(os.getpid()) == []  # not uvicorn workers
+    finally:
+        child.kill()
+        child.wait()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                local = client.getsockname()[1]
+                assert socket_holder(port, local, [os.getpid()]) == os.getpid()
+                assert socket_holder(port, local, []) is None
+                assert descriptor_counts([os.getpid()])[str(os.getpid())] >= 3

@@ -6,8 +6,11 @@ import dataclasses
 import http.client
 import json
 import re
+import resource
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -79,6 +82,10 @@ class WrkResult:
     seconds: float
     non_2xx: int
     socket_errors: int
+    cpu: dict[str, float] | None = None
+    """Cores' worth of CPU used during the measured run: `wrk_cores`, and per consumer the
+    meter reports (`server_cores`, `redis_cores`, `machine_cores`: everything, anyone's, with
+    `softirq_cores` among it; `steal_cores`: taken by the hypervisor)."""
 
     @property
     def errors(self) -> int:
@@ -149,12 +156,33 @@ def wrk_command(
     return [*command, "--", *args] if args else command
 
 
-def run_wrk(url: str, script: Path, settings: WrkSettings, args: list[str]) -> WrkResult:
-    """A discarded warm-up run (if any), then the measured run."""
+Meter = Callable[[], dict[str, float]]
+"""Cumulative CPU seconds by consumer (e.g. `server`, `redis`, `machine`)."""
+
+
+def run_wrk(
+    url: str, script: Path, settings: WrkSettings, args: list[str], meter: Meter | None = None
+) -> WrkResult:
+    """A discarded warm-up run (if any), then the measured run, with the CPU that wrk and
+    whatever `meter` reads used during the measured run (in cores, see `WrkResult.cpu`)."""
     if settings.warmup > 0:
         _run(wrk_command(url, script, settings, settings.warmup, args), settings.warmup)
+    before = meter() if meter else {}
+    wrk_before = _children_cpu()
+    started = time.monotonic()
     output = _run(wrk_command(url, script, settings, settings.duration, args), settings.duration)
-    return parse_wrk_output(output)
+    elapsed = time.monotonic() - started
+    wrk_used = _children_cpu() - wrk_before  # wrk is a reaped child (taskset execs it)
+    after = meter() if meter else {}
+    cpu = {"wrk_cores": round(wrk_used / elapsed, 2)}
+    cpu.update({f"{k}_cores": round((after[k] - before[k]) / elapsed, 2) for k in before})
+    return dataclasses.replace(parse_wrk_output(output), cpu=cpu)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run(command: list[str], duration: float) -> str:
@@ -203,17 +231,19 @@ def check_add(base_url: str, token: str | None) -> None:
         raise WrkError(f"POST {ADD_PATH} answered {status}: {body[:200]!r}")
 
 
-def bench_token(base_url: str, settings: WrkSettings) -> WrkResult:
+def bench_token(base_url: str, settings: WrkSettings, meter: Meter | None = None) -> WrkResult:
     """Throughput and latency of `POST /token` (form body)."""
     fetch_token(base_url)
-    return run_wrk(base_url + "/token", TOKEN_SCRIPT, settings, [])
+    return run_wrk(base_url + "/token", TOKEN_SCRIPT, settings, [], meter)
 
 
-def bench_add(base_url: str, settings: WrkSettings, auth: bool) -> WrkResult:
+def bench_add(
+    base_url: str, settings: WrkSettings, auth: bool, meter: Meter | None = None
+) -> WrkResult:
     """Throughput and latency of `POST /calculator/add?a=5&b=3`, with a bearer token if `auth`."""
     token = fetch_token(base_url) if auth else None
     check_add(base_url, token)
-    return run_wrk(base_url + ADD_PATH, ADD_SCRIPT, settings, [token] if token else [])
+    return run_wrk(base_url + ADD_PATH, ADD_SCRIPT, settings, [token] if token else [], meter)
 
 
 def mcp_resource(base_url: str) -> str:
@@ -248,9 +278,9 @@ def mcp_call_result(body: bytes) -> object:
     return structured.get("result") if isinstance(structured, dict) else None
 
 
-def bench_mcp(base_url: str, settings: WrkSettings) -> WrkResult:
+def bench_mcp(base_url: str, settings: WrkSettings, meter: Meter | None = None) -> WrkResult:
     """Throughput and latency of an authenticated MCP `tools/call` of add(5, 3) (stateless
     2026-07-28 era, JSON response), with a token requested for the MCP endpoint."""
     token = fetch_token(base_url, resource=mcp_resource(base_url))
     check_mcp(base_url, token)
-    return run_wrk(base_url + MCP_PATH, MCP_SCRIPT, settings, [token])
+    return run_wrk(base_url + MCP_PATH, MCP_SCRIPT, settings, [token], meter)

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import gc
+import ipaddress
 import logging
 import os
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -39,12 +43,14 @@ from src.adapters.system import SecretsIdSource, SystemClock
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
+from src.application.check_readiness import CheckReadiness
 from src.application.client_auth import ClientAuthenticator
 from src.application.errors import ApplicationError
 from src.application.introspect_token import IntrospectToken
 from src.application.issue_stream_ticket import IssueStreamTicket
 from src.application.issue_token import IssueToken
 from src.application.manage_clients import ManageClients
+from src.application.ports import NO_METRICS, HealthCheck
 from src.application.recent_events import RecentEvents
 from src.application.redeem_stream_ticket import RedeemStreamTicket
 from src.application.revoke_token import RevokeToken
@@ -87,6 +93,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     port: Annotated[int, _doc("TCP port to listen on")] = 8001
     public_url: Annotated[
         str, _doc("Base URL clients use (default http://localhost:PORT): token issuer, audience")
+    ] = ""
+    trusted_proxies: Annotated[
+        str,
+        _doc(
+            "Proxies whose X-Forwarded-For/-Proto are believed: addresses or networks, "
+            "comma-separated (default: none)"
+        ),
     ] = ""
     data_dir: Annotated[str, _doc("Directory for state kept across restarts")] = "data"
     issuer: Annotated[str, _doc("Token issuer identifier (default: the public URL)")] = ""
@@ -153,6 +166,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
         Literal["auto", "json", "console"],
         _doc("Log lines: JSON, readable text, or auto (text on a terminal, JSON otherwise)"),
     ] = "auto"
+    access_log: Annotated[
+        bool, _doc("One log line per request (not for /health/* and /metrics)")
+    ] = True
+    metrics: Annotated[bool, _doc("Count requests, tokens, streams, events; serve /metrics")] = True
+    metrics_scope: Annotated[
+        Literal["", "metrics", "calculator", "sse"],
+        _doc("The scope a bearer token needs to read /metrics (default: none, no token)"),
+    ] = ""
+
+    def __post_init__(self) -> None:
+        _proxy_list(self.trusted_proxies)  # a malformed list is refused at start-up
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """The trusted proxies' addresses and networks (none: forwarded headers are ignored)."""
+        return _proxy_list(self.trusted_proxies)
 
     @property
     def production(self) -> bool:
@@ -177,6 +206,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
         return tuple(listed or [self.jwt_algorithm])
 
 
+def _proxy_list(configured: str) -> tuple[str, ...]:
+    """``CALCMCP_TRUSTED_PROXIES`` as uvicorn's ``forwarded_allow_ips`` wants it.
+
+    Checked here because uvicorn takes anything it cannot parse as a literal host name that never
+    matches (``10.0.0.1/8`` included, which is normalised to ``10.0.0.0/8`` here).
+    """
+    proxies = []
+    for item in filter(None, (part.strip() for part in configured.split(","))):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from None
+        proxies.append(str(network) if "/" in item else str(network.network_address))
+    return tuple(proxies)
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
 ) -> Settings:
@@ -189,7 +234,29 @@ def load_settings(
     try:
         return msgspec.convert(ours, Settings, strict=False)
     except msgspec.ValidationError as error:
-        raise SystemExit(f"calcmcp: invalid configuration: {error} (CALCMCP_* variables)") from None
+        raise SystemExit(f"calcmcp: invalid configuration: {_refusal(error)}") from None
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _refusal(error: msgspec.ValidationError) -> str:
+    """What is wrong, naming the variable but never repeating its value: a secret pasted into
+    the wrong variable must not reach a log."""
+    text = str(error)
+    unknown = re.fullmatch(r"Object contains unknown field `(\w+)`", text)
+    if unknown:
+        return f"{ENV_PREFIX}{unknown[1]} is not a setting (see `calcmcp config`)"
+    reason, _, where = text.partition(" - at `$.")
+    name = where.rstrip("`")
+    if not name:  # a check of our own: "NAME: reason"
+        name, _, reason = reason.partition(": ")
+    reason = _QUOTED.sub("a value", reason)
+    if reason.startswith("Invalid enum value"):
+        field = {f.encode_name: f for f in msgspec.structs.fields(Settings)}.get(name)
+        allowed = get_args(get_args(field.type)[0]) if field else ()
+        reason = "must be one of: " + ", ".join(repr(value) for value in allowed)
+    return f"{ENV_PREFIX}{name}: {reason}"
 
 
 def settings_reference() -> str:
@@ -300,6 +367,34 @@ def client_secret_key(settings: Settings) -> bytes:
     return load_or_create_key(Path(settings.data_dir))
 
 
+def metrics_adapter(settings: Settings) -> Any:
+    """The metrics: Prometheus's (imported only then), or none when ``CALCMCP_METRICS`` is off."""
+    if not settings.metrics:
+        return NO_METRICS
+    from src.adapters.prometheus.metrics import prometheus_metrics  # noqa: PLC0415
+
+    return prometheus_metrics()
+
+
+def health_checks(
+    settings: Settings, redis: Callable[[], Any], client_store: Callable[[], Any]
+) -> list[HealthCheck]:
+    """The readiness checks of what is configured: the data directory always, Redis and
+    PostgreSQL when their URLs are set (their clients are built only then)."""
+    from src.adapters.system.health import DataDirHealthCheck  # noqa: PLC0415
+
+    checks: list[HealthCheck] = [DataDirHealthCheck(Path(settings.data_dir))]
+    if settings.redis_url:
+        from src.adapters.redis.health import RedisHealthCheck  # noqa: PLC0415
+
+        checks.append(RedisHealthCheck(redis()))
+    if settings.database_url:
+        from src.adapters.postgres.health import PostgresHealthCheck  # noqa: PLC0415
+
+        checks.append(PostgresHealthCheck(client_store()))
+    return checks
+
+
 def resources(settings: Settings) -> Resources:
     """The resources tokens may be requested for: this server's API (the default), and its
     MCP endpoints (Streamable HTTP, and the legacy HTTP+SSE transport)."""
@@ -350,6 +445,7 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(SecretsIdSource)
+    metrics = providers.Singleton(metrics_adapter, settings)
     calculator = providers.Singleton(
         Calculator,
         limits=providers.Singleton(
@@ -382,7 +478,7 @@ class Container(containers.DeclarativeContainer):
         capacity=settings.provided.token_burst,
         rate=settings.provided.token_rate,
     )
-    audit = providers.Singleton(LoggingAuditTrail)
+    audit = providers.Singleton(LoggingAuditTrail, forward=providers.List(metrics))
     client_authenticator = providers.Singleton(
         ClientAuthenticator, clients=clients, limiter=rate_limiter
     )
@@ -395,6 +491,7 @@ class Container(containers.DeclarativeContainer):
         log_size=settings.provided.event_log_size,
         log_age=settings.provided.event_log_age,
         queue_size=settings.provided.subscriber_queue,
+        metrics=metrics,
     )
 
     issue_token = providers.Singleton(
@@ -479,6 +576,11 @@ class Container(containers.DeclarativeContainer):
         sessions=sessions,
         ids=ids,
         clock=clock,
+        metrics=metrics,
+    )
+    check_readiness = providers.Singleton(
+        CheckReadiness,
+        checks=providers.Callable(health_checks, settings, redis.provider, client_store.provider),
     )
 
 
@@ -577,6 +679,7 @@ def create_app(container: Container | None = None) -> Any:
             DEV_CLIENT.client_id,
         )
     bus = container.event_bus()
+    observed = container.metrics()
     restore: list[Callable[[], None]] = []
 
     def stop_streams() -> None:
@@ -596,6 +699,7 @@ def create_app(container: Container | None = None) -> Any:
         for undo in restore:
             undo()
         await close_adapters(container)
+        getattr(observed, "close", lambda: None)()  # multi-process metrics: this one has ended
 
     services = HttpServices(
         issue_token=container.issue_token,
@@ -616,6 +720,9 @@ def create_app(container: Container | None = None) -> Any:
             ping_interval=settings.sse_ping_interval,
             retry_ms=settings.sse_retry_ms,
         ),
+        readiness=container.check_readiness,
+        metrics=observed,
+        metrics_page=getattr(observed, "exposition", None),
     )
     http = HttpSettings(
         resource=settings.base_url,
@@ -623,6 +730,8 @@ def create_app(container: Container | None = None) -> Any:
         mcp=mcp_http_settings(settings, McpHttpSettings),
         ping_interval=settings.sse_ping_interval,
         retry_ms=settings.sse_retry_ms,
+        metrics_scope=settings.metrics_scope,
+        access_log=settings.access_log,
     )
     app = create_http_app(services, http, on_startup=[on_startup], on_shutdown=[on_shutdown])
     return app
@@ -644,6 +753,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.jwt_secret:
             key_file(settings).load()
         client_secret_key(settings)
+        if settings.metrics:
+            _share_metrics()
     uvicorn.run(
         "src.bootstrap:create_app",
         factory=True,
@@ -652,10 +763,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        # uvicorn's own X-Forwarded-For/-Proto handling, for the configured proxies only: its
+        # default would believe whatever 127.0.0.1 (any local process) claims
+        proxy_headers=bool(settings.proxies),
+        forwarded_allow_ips=list(settings.proxies) or None,
+        # behind a proxy that strips the public URL's path prefix (see docs/operations.md)
+        root_path=urlsplit(settings.base_url).path,
         timeout_graceful_shutdown=2,
         server_header=False,
+        access_log=False,  # the application logs each request itself (CALCMCP_ACCESS_LOG)
     )
     return 0
+
+
+def _share_metrics() -> None:
+    """Let the workers add up their metrics: prometheus-client's multi-process mode, with its
+    directory set here, before any worker imports prometheus-client (and removed at exit)."""
+    from src.adapters.prometheus.multiprocess import shared_directory  # noqa: PLC0415
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(shared_directory())
+    atexit.register(stack.close)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -713,6 +841,7 @@ def _stdio(settings: Settings) -> int:
     from src.adapters.stdio import serve_process  # noqa: PLC0415 - only this command needs it
 
     container = build_container(settings)
+    container.metrics.override(providers.Object(NO_METRICS))  # nothing would ever read them
     principal = Principal(
         client_id=settings.stdio_client_id,
         scopes=frozenset(settings.stdio_scopes.split()),

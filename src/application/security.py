@@ -14,6 +14,7 @@ class Scope(enum.StrEnum):
 
     CALCULATOR = "calculator"
     SSE = "sse"
+    METRICS = "metrics"  # reading /metrics, when CALCMCP_METRICS_SCOPE asks for it
 
 
 KNOWN_SCOPES = frozenset(Scope)

@@ -334,23 +334,26 @@ async def test_events_published_while_a_subscriber_joins_are_delivered_exactly_o
     published = [await publisher.publish(event(0))]
     joined: list[tuple[int, Subscription]] = []
 
-    async def keep_publishing() -> None:
-        for n in range(1, 300):
-            published.append(await publisher.publish(event(n)))
+    joining = anyio.Event()
+
+    async def keep_publishing() -> None:  # until every join is done, and at least 300 events
+        while not joining.is_set() or len(published) < 300:
+            published.append(await publisher.publish(event(len(published))))
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(keep_publishing)
-        while len(published) < 250:  # join again and again while events keep coming
+        for _ in range(20):  # join again and again while events keep coming
             # after the first event (the reader is past it), or after the newest acknowledged
             # one (the follower's reader may not have seen it yet)
             seen = 0 if len(joined) % 2 else len(published) - 1
             joined.append((seen, await follower.subscribe(after=published[seen], wants=everything)))
             await anyio.sleep(0.005)
-    assert len(joined) > 10
-    assert await collect(warm, 300) == published
+        joining.set()
+    total = len(published)
+    assert await collect(warm, total) == published
     for seen, subscription in joined:
         assert not subscription.gap
-        assert await collect(subscription, 299 - seen) == published[seen + 1 :]
+        assert await collect(subscription, total - 1 - seen) == published[seen + 1 :]
         await nothing_more(subscription)
 
 

@@ -15,7 +15,7 @@ import asyncio
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from src.application.ports import EventRecord, Subscription, SubscriptionClosed
+from src.application.ports import NO_METRICS, EventRecord, Metrics, Subscription, SubscriptionClosed
 from src.domain.events import Event
 
 DEADLINE_RESOLUTION = 0.05
@@ -101,16 +101,20 @@ class LocalSubscriber(Subscription):
         """Hand live events to ``sink`` directly while nothing is queued."""
         self._sink = sink
 
-    def push(self, record: EventRecord) -> None:
-        """Deliver or queue ``record``; past the bound, end this subscription as ``overflow``."""
+    def push(self, record: EventRecord) -> bool:
+        """Deliver or queue ``record``; past the bound, end this subscription as ``overflow``
+        (and return ``False``: the record, and all queued, are dropped)."""
         sink = self._sink
         if not self._pending and sink is not None and self._closed is None and sink(record):
-            return
+            return True
         if len(self._pending) >= self._limit:
+            if self._closed is None:
+                self._owner.cut_off(len(self._pending) + 1)
             self.end("overflow")
-            return
+            return False
         self._pending.append(record)
         self.wake()
+        return True
 
     def end(self, reason: str) -> None:
         """End this subscription for ``reason`` and wake its reader."""
@@ -151,10 +155,11 @@ class LocalSubscriber(Subscription):
 class Fanout:
     """The subscribers of this process, and delivery of each record to those who want it."""
 
-    __slots__ = ("_deadlines", "_queue_size", "_subscribers")
+    __slots__ = ("_deadlines", "_metrics", "_queue_size", "_subscribers")
 
-    def __init__(self, *, queue_size: int) -> None:
+    def __init__(self, *, queue_size: int, metrics: Metrics = NO_METRICS) -> None:
         self._queue_size = queue_size
+        self._metrics = metrics
         self._deadlines = Deadlines()
         self._subscribers: dict[LocalSubscriber, None] = {}
 
@@ -171,14 +176,20 @@ class Fanout:
             gap=gap,
         )
         self._subscribers[subscriber] = None
+        if subscriber._pending:
+            self._metrics.events_replayed(len(subscriber._pending))
         return subscriber
 
     def deliver(self, record: EventRecord) -> None:
-        """Queue ``record`` for every subscriber that wants it."""
+        """Queue ``record`` for every subscriber that wants it (counted once, not per
+        subscriber: this loop is the fan-out's whole cost)."""
         event = record.event
+        delivered = 0
         for subscriber in tuple(self._subscribers):
             if subscriber.wants(event):
-                subscriber.push(record)
+                delivered += subscriber.push(record)
+        if delivered:
+            self._metrics.events_delivered(delivered)
 
     def end_all(self, reason: str) -> None:
         """End every subscription (shutdown, or the bus lost its backend)."""
@@ -187,6 +198,10 @@ class Fanout:
 
     def __len__(self) -> int:
         return len(self._subscribers)
+
+    def cut_off(self, dropped: int) -> None:
+        """A subscriber is being cut off as too slow; ``dropped`` events will not reach it."""
+        self._metrics.subscriber_cut_off(dropped)
 
     def forget(self, subscriber: LocalSubscriber) -> None:
         """Stop delivering to ``subscriber`` (it has ended)."""

@@ -11,23 +11,24 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
 
-from src.adapters.http import calculator, console, events, oauth, token
+from src.adapters.http import calculator, console, events, oauth, operations, token
 from src.adapters.http.auth import bearer_auth
 from src.adapters.http.errors import EXCEPTION_HANDLERS
 from src.adapters.http.events import StreamOptions
 from src.adapters.http.mcp import McpServices
 from src.adapters.http.mcp_common import McpHttpSettings
 from src.adapters.http.mcp_routes import mcp_routes, protected_resource_metadata
+from src.adapters.http.observe import Observe
 from src.adapters.http.openapi import openapi_config
-from src.adapters.http.request_id import RequestId
 from src.adapters.http.sse import FrameCache
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
 from src.application.calculate import Calculate
+from src.application.check_readiness import CheckReadiness
 from src.application.introspect_token import IntrospectToken
 from src.application.issue_stream_ticket import IssueStreamTicket
 from src.application.issue_token import IssueToken
-from src.application.ports import TokenCodec
+from src.application.ports import NO_METRICS, Metrics, TokenCodec
 from src.application.redeem_stream_ticket import RedeemStreamTicket
 from src.application.revoke_token import RevokeToken
 from src.application.security import Scope
@@ -54,6 +55,9 @@ class HttpServices:
     issue_stream_ticket: Callable[[], IssueStreamTicket]
     redeem_stream_ticket: Callable[[], RedeemStreamTicket]
     mcp: McpServices | None = None
+    readiness: Callable[[], CheckReadiness] | None = None
+    metrics: Metrics = NO_METRICS
+    metrics_page: operations.MetricsPage | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +70,8 @@ class HttpSettings:
         ping_interval: seconds between keep-alive comments on an idle event stream.
         retry_ms: the reconnection delay event-stream clients are told.
         version: the service version shown in the docs.
+        metrics_scope: the scope ``/metrics`` needs (empty: none, no token).
+        access_log: whether each request is logged (``calcmcp.access``).
     """
 
     resource: str
@@ -74,6 +80,8 @@ class HttpSettings:
     retry_ms: int = 3000
     version: str = "0.1.0"
     mcp: McpHttpSettings | None = None
+    metrics_scope: str = ""
+    access_log: bool = True
 
 
 @get("/", include_in_schema=False, sync_to_thread=False)
@@ -135,8 +143,9 @@ def create_app(
             *routers,
         ]
         stop.append(services.mcp.mailboxes().close_all)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
+            *_operations_handlers(services, settings),
             *mcp_handlers,
             index,
             docs,
@@ -172,15 +181,37 @@ def create_app(
             "stream_events": _provide(services.stream_events),
             "issue_stream_ticket": _provide(services.issue_stream_ticket),
         },
-        middleware=[RequestId],
         exception_handlers=cast("Any", EXCEPTION_HANDLERS),
         openapi_config=openapi_config(
             title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
         ),
-        state=State({"stream_options": options, "stop": stop}),
+        state=State({"stream_options": options, "stop": stop, "metrics": services.metrics}),
         # logging is configured once, by the composition root; Litestar's default would put a
         # queue handler on the root logger that costs a token request a third of its time
         logging_config=None,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
     )
+    # around the router, not on the routes: unmatched requests are counted and logged too
+    app.asgi_handler = Observe(
+        app.asgi_handler,
+        metrics=services.metrics,
+        access_log=settings.access_log,
+        quiet=operations.QUIET,
+    )
+    return app
+
+
+def _operations_handlers(services: HttpServices, settings: HttpSettings) -> list[Any]:
+    """Health and metrics routes, those that are configured."""
+    found: list[Any] = []
+    if services.readiness is not None:
+        found += operations.health_handlers(services.readiness)
+    if services.metrics_page is not None:
+        found += operations.metrics_handlers(
+            services.metrics_page,
+            scope=settings.metrics_scope,
+            authenticate=services.authenticate,
+            resource=settings.resource,
+        )
+    return found

@@ -86,6 +86,9 @@ OTHER_ERRORS: dict[type[ApplicationError], tuple[int, str]] = {
     ClientExists: (409, "client-exists"),
     ServiceUnavailable: (503, "service-unavailable"),  # with Retry-After
 }
+LIMIT = "calcmcp.limit"
+"""Scope key: which rate limit refused the request (``client_auth``, ``streams_per_client``,
+``streams_total``), for the metrics."""
 OAUTH_OPT = "oauth_errors"
 """Route option: this route answers refusals in RFC 6749 §5.2 form (the token endpoints)."""
 
@@ -185,6 +188,7 @@ def on_application_error(request: Request[Any, Any, Any], exc: ApplicationError)
 
 
 def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response[bytes]:
+    cast("dict[str, Any]", request.scope)[LIMIT] = _limit(exc)  # counted by :mod:`observe`
     headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if request.route_handler.opt.get(OAUTH_OPT):
         body = msgspec.json.encode(OAuthError(error="slow_down", error_description=str(exc)))
@@ -192,6 +196,13 @@ def _rate_limited(request: Request[Any, Any, Any], exc: RateLimited) -> Response
         return Response(body, status_code=429, media_type="application/json", headers=headers)
     _, slug = OTHER_ERRORS.get(type(exc), OTHER_ERRORS[RateLimited])
     return problem(429, "Too Many Requests", str(exc), slug=slug, headers=headers)
+
+
+def _limit(exc: RateLimited) -> str:
+    """Which limit refused: the client-authentication buckets, or a stream limit."""
+    if isinstance(exc, TooManyStreams):
+        return "streams_per_client" if exc.per_client else "streams_total"
+    return "client_auth"
 
 
 def _challenge_extra(request: Request[Any, Any, Any]) -> dict[str, str] | None:

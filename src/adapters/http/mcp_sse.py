@@ -19,6 +19,7 @@ from litestar.types import Receive, Scope, Send
 from src.adapters.http.mcp import McpServices
 from src.adapters.http.mcp_common import MAX_BODY, jsonrpc_reply, read_body
 from src.adapters.http.mcp_streams import SSE_HEADERS, frame
+from src.adapters.http.observe import metrics_of
 from src.adapters.http.responses import AsgiReply, JsonBody
 from src.adapters.mcp import messages, versions
 from src.adapters.mcp.messages import INVALID_REQUEST, McpError
@@ -57,14 +58,17 @@ class LegacySse:
         server = self._services.server()
         if parsed.method == "initialize":
             try:
-                body, _ = await server.initialize(parsed, request.user, session)
+                body, _ = await server.initialize(parsed, request.user, session, era="http+sse")
             except McpError as failure:
                 body = messages.error(
                     parsed.id if isinstance(parsed.id, int | str) else None, failure
                 )
         elif parsed.is_request:
             exchange = Exchange(
-                principal=request.user, version=session.protocol_version, session=session
+                principal=request.user,
+                version=session.protocol_version,
+                session=session,
+                transport="http+sse",
             )
             body = (await server.answer(parsed, exchange)).body
         else:
@@ -92,6 +96,14 @@ class _Stream(AsgiReply):
         self._expires_at = expires_at
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = metrics_of(scope)
+        metrics.stream_opened("mcp_sse")
+        try:
+            await self._pump(receive, send)
+        finally:
+            metrics.stream_closed("mcp_sse")
+
+    async def _pump(self, receive: Receive, send: Send) -> None:
         mailbox, ping = self._mailbox, self._owner._services.ping_interval
         start: Any = {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
         await send(start)

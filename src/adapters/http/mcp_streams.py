@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.types import Receive, Scope, Send
 
+from src.adapters.http.observe import metrics_of
 from src.adapters.http.responses import AsgiReply
 from src.adapters.mcp import messages, versions
 from src.adapters.mcp.resources import EVENTS_URI
@@ -137,6 +138,14 @@ class _SessionPump(AsgiReply):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = self._owner._services
+        metrics = metrics_of(scope)
+        metrics.stream_opened("mcp")
+        try:
+            await self._pump(services, receive, send)
+        finally:
+            metrics.stream_closed("mcp")
+
+    async def _pump(self, services: McpServices, receive: Receive, send: Send) -> None:
         start: Any = {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
         await send(start)
         watcher = asyncio.ensure_future(_close_on_disconnect(receive, self._events))

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from litestar.types import Receive, Scope, Send
 
+from src.adapters.http.observe import metrics_of
 from src.adapters.http.writer import DirectWriter, DisconnectWatch
 from src.adapters.wire import encoder, event_data
 from src.application.errors import StreamEnded
@@ -109,6 +110,8 @@ class EventStreamBody:
         """Pump the stream until it ends, the client leaves, or the server stops."""
         stream, frames, ping = self._stream, self._frames, self._ping
         watch = None
+        metrics = metrics_of(scope)
+        metrics.stream_opened("events")
         try:
             # a list of its own: middleware may add to a message's headers in place
             headers = list(START_HEADERS)
@@ -138,6 +141,7 @@ class EventStreamBody:
             stream.close()
             if watch is not None:
                 watch.cancel()
+            metrics.stream_closed("events")
 
 
 class _Sink:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -19,13 +20,19 @@ class LoggingAuditTrail(AuditTrail):
 
     The event's fields travel as structured data (``record.fields``): the JSON formatter writes
     them as keys of the line, a terminal formatter after the message.
+
+    Args:
+        forward: other trails each event is handed to as well (the metrics, which count them).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, forward: Sequence[AuditTrail] = ()) -> None:
         self._log = logging.getLogger("calcmcp.audit")
+        self._forward = tuple(forward)
 
     def record(self, event: AuditEvent) -> None:
-        """Log ``event``."""
+        """Log ``event`` (and hand it on)."""
+        for trail in self._forward:
+            trail.record(event)
         if not self._log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from src.adapters.mcp import messages, versions
+from src.adapters.mcp import messages, metering, versions
 from src.adapters.mcp.messages import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -26,7 +26,7 @@ from src.adapters.mcp.messages import (
 from src.adapters.mcp.resources import EVENTS_URI, ResourceRead, Resources
 from src.adapters.mcp.tools import ToolCall, Tools, visible
 from src.application.errors import InsufficientScope, ServiceUnavailable
-from src.application.ports import Clock, IdSource, Session, SessionStore
+from src.application.ports import NO_METRICS, Clock, IdSource, Metrics, Session, SessionStore
 from src.application.security import Principal
 
 log = logging.getLogger("calcmcp.mcp")
@@ -49,16 +49,28 @@ class Reply:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Exchange:
-    """What a transport knows about one message's context."""
+    """What a transport knows about one message's context.
+
+    ``transport`` is ``http`` (Streamable HTTP), ``http+sse`` (the 2024-11-05 transport) or
+    ``stdio``.
+    """
 
     principal: Principal
     version: str
     session: Session | None = None
+    transport: str = "http"
 
     @property
     def modern(self) -> bool:
         """Whether this is the stateless 2026-07-28 era."""
         return self.version == versions.MODERN
+
+    @property
+    def era(self) -> str:
+        """The era requests are counted under (see :data:`metering.ERAS`)."""
+        if self.transport != "http":
+            return self.transport
+        return "modern" if self.modern else "handshake"
 
 
 class ModernMeta(msgspec.Struct):
@@ -122,6 +134,7 @@ class McpServer:
         sessions: where 2025-era sessions are kept.
         ids: session ids.
         clock: session creation times.
+        metrics: where answered requests are counted (method, tool, era, outcome).
         name: the server's name; version: its version (both in ``serverInfo``).
     """
 
@@ -133,10 +146,12 @@ class McpServer:
         sessions: SessionStore,
         ids: IdSource,
         clock: Clock,
+        metrics: Metrics = NO_METRICS,
         name: str = "calcmcp",
         version: str = "0.1.0",
     ) -> None:
         self._tools = tools
+        self._metrics = metrics
         self._resources = resources
         self._sessions = sessions
         self._ids = ids
@@ -160,8 +175,10 @@ class McpServer:
     async def answer(self, message: Incoming, exchange: Exchange) -> Reply:
         """The response to a request (never raises, but for :class:`InsufficientScope`)."""
         request_id = message.id if isinstance(message.id, int | str) else None
+        outcome = "error"
         try:
             result = await self._dispatch(message, exchange)
+            outcome = "tool_error" if result.get("isError") else "ok"
         except McpError as failure:
             return Reply(messages.error(request_id, failure), failure.code)
         except (InsufficientScope, ServiceUnavailable):
@@ -170,6 +187,10 @@ class McpServer:
             log.exception("MCP method %s failed", message.method)
             internal = McpError(INTERNAL_ERROR, "Internal error")
             return Reply(messages.error(request_id, internal), INTERNAL_ERROR)
+        finally:
+            known = self.knows(str(message.method), modern=exchange.modern)
+            method, tool = metering.labels(message, known=known)
+            self._metrics.mcp_call(method, tool, exchange.era, outcome)
         return Reply(messages.result(request_id, result))
 
     def knows(self, method: str, *, modern: bool) -> bool:
@@ -189,13 +210,29 @@ class McpServer:
         return session
 
     async def initialize(
-        self, message: Incoming, principal: Principal, session: Session | None = None
+        self,
+        message: Incoming,
+        principal: Principal,
+        session: Session | None = None,
+        *,
+        era: str = "handshake",
     ) -> tuple[bytes, Session]:
         """Answer ``initialize``: negotiate a version; open a session (or update ``session``).
 
         Raises:
             McpError: ``INVALID_PARAMS`` for malformed initialize params.
         """
+        try:
+            answer = await self._initialize(message, principal, session)
+        except BaseException:
+            self._metrics.mcp_call("initialize", "", era, "error")
+            raise
+        self._metrics.mcp_call("initialize", "", era, "ok")
+        return answer
+
+    async def _initialize(
+        self, message: Incoming, principal: Principal, session: Session | None
+    ) -> tuple[bytes, Session]:
         request = messages.params(message, Initialize)
         version = versions.negotiate(request.protocolVersion)
         if session is None:

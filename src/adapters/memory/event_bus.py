@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from src.adapters.fanout import Fanout
-from src.application.ports import EventBus, EventRecord, Subscription
+from src.application.ports import NO_METRICS, EventBus, EventRecord, Metrics, Subscription
 from src.domain.events import Event
 
 _SEQUENCE = re.compile(r"[0-9]{1,19}")
@@ -25,14 +25,23 @@ class MemoryEventBus(EventBus):
         log_size: most events kept for replay.
         log_age: seconds an event is kept for replay.
         queue_size: most events waiting for one subscriber before it is cut off as too slow.
+        metrics: where publications, deliveries, replays and cut-offs are counted.
     """
 
-    def __init__(self, *, log_size: int = 10_000, log_age: float = 3600.0, queue_size: int = 1024):
+    def __init__(
+        self,
+        *,
+        log_size: int = 10_000,
+        log_age: float = 3600.0,
+        queue_size: int = 1024,
+        metrics: Metrics = NO_METRICS,
+    ):
         self._boot = str(time.time_ns() // 1_000_000)
         self._last = 0
         self._log: deque[tuple[int, float, EventRecord]] = deque(maxlen=log_size)
         self._log_age = log_age
-        self._fanout = Fanout(queue_size=queue_size)
+        self._fanout = Fanout(queue_size=queue_size, metrics=metrics)
+        self._metrics = metrics
         self._closed = False
 
     async def publish(self, event: Event) -> str:
@@ -41,6 +50,7 @@ class MemoryEventBus(EventBus):
         now = time.monotonic()
         self._log.append((sequence, now, record))
         self._expire(now)
+        self._metrics.events_published()
         self._fanout.deliver(record)
         return record.id
 

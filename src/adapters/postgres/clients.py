@@ -101,6 +101,11 @@ class PostgresClientStore(ClientStore):
         if pool is not None:
             await pool.close()
 
+    async def ping(self) -> None:
+        """Raise unless the database answers ``SELECT 1`` (a readiness check)."""
+        pool = await self._connected()
+        await pool.fetchval("SELECT 1")
+
     async def verify(self, client_id: str, secret: str) -> RegisteredClient | None:
         """Return the client (even a disabled one) when ``secret`` is its secret, else ``None``."""
         row = await self._fetch_one(client_id)

@@ -7,7 +7,7 @@ import contextlib
 import random
 from collections.abc import Iterator
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,11 +18,13 @@ from redis.maint_notifications import MaintNotificationsConfig
 from src.application.errors import ServiceUnavailable
 
 DEFAULT_PREFIX = "calcmcp:"
+MAX_CONNECTIONS = 256
+"""Connections one process opens to Redis at most; beyond, a call waits for a free one."""
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 """What a lost, timed-out or failing-over Redis raises (``ReadOnlyError``: we reached a replica)."""
 
 
-def connect(url: str, *, timeout: float = 5.0) -> Redis:
+def connect(url: str, *, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS) -> Redis:
     """A client for ``url`` (``redis://host:port/db``) that fails fast instead of retrying.
 
     redis-py retries a failed command ten times by default. None of ours may run twice: a
@@ -33,18 +35,30 @@ def connect(url: str, *, timeout: float = 5.0) -> Redis:
     ("auto", its default with RESP3), so they are turned off: they serve managed Redis services'
     planned failovers, which this adapter does not rely on.
 
+    The pool is redis-py's blocking one: its default pool refuses a call at once (a
+    ``ConnectionError``, which would be answered 503) when all its connections are in use, as
+    they are when a burst of streams checks the deny-list together; here the call waits, up to
+    ``timeout``, for a connection to come free.
+
     Args:
         url: where Redis is.
-        timeout: seconds to connect, and to wait for any reply (above the event reader's block).
+        timeout: seconds to connect, to wait for any reply (above the event reader's block), and
+            to wait for a free connection.
+        max_connections: the most connections the pool opens.
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         client_name="calcmcp",
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes its pool
+    return client
 
 
 @contextlib.contextmanager

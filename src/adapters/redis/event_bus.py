@@ -11,7 +11,7 @@ from src.adapters.redis.connection import DEFAULT_PREFIX, UNAVAILABLE, unavailab
 from src.adapters.redis.reader import StreamReader
 from src.adapters.redis.stream_log import StreamLog
 from src.adapters.redis.wire import encode_event, id_order
-from src.application.ports import EventBus, EventRecord, Subscription
+from src.application.ports import NO_METRICS, EventBus, EventRecord, Metrics, Subscription
 from src.domain.events import Event
 
 
@@ -44,6 +44,8 @@ class RedisEventBus(EventBus):
         queue_size: most events waiting for one subscriber before it is cut off as too slow.
         exact_trim: trim to the exact bounds (costlier; for tests of the bounds).
         block: seconds the reader's ``XREAD`` waits for news.
+        metrics: where publications (by this process), and this process's deliveries, replays
+            and cut-offs, are counted.
     """
 
     def __init__(
@@ -56,11 +58,13 @@ class RedisEventBus(EventBus):
         queue_size: int = 1024,
         exact_trim: bool = False,
         block: float = 2.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._log = StreamLog(
             redis, f"{prefix}events", log_size=log_size, log_age=log_age, exact_trim=exact_trim
         )
-        self._fanout = Fanout(queue_size=queue_size)
+        self._fanout = Fanout(queue_size=queue_size, metrics=metrics)
+        self._metrics = metrics
         self._reader = StreamReader(self._log, self._fanout, block=block)
         self._closed = False
 
@@ -71,7 +75,9 @@ class RedisEventBus(EventBus):
             ServiceUnavailable: Redis cannot be reached; the event is not acknowledged.
         """
         with unavailable("the event bus"):
-            return await self._log.append(encode_event(event))
+            event_id = await self._log.append(encode_event(event))
+        self._metrics.events_published()
+        return event_id
 
     async def subscribe(self, *, after: str | None, wants: Callable[[Event], bool]) -> Subscription:
         """Replayed events after ``after``, then live ones; ended at once if Redis is down.

@@ -26,6 +26,7 @@ from src.application.errors import InsufficientScope, ServiceUnavailable
 from src.application.security import Principal
 
 log = logging.getLogger("calcmcp.stdio")
+STDIO = "stdio"
 
 
 class StdioSession:
@@ -70,7 +71,7 @@ class StdioSession:
         try:
             exchange = await self._exchange(message)
             if exchange is None:  # initialize
-                body, session = await self._server.initialize(message, self._principal)
+                body, session = await self._server.initialize(message, self._principal, era="stdio")
                 self._version = session.protocol_version
                 return body
             return (await self._server.answer(message, exchange)).body
@@ -93,11 +94,13 @@ class StdioSession:
                 if self._version is None:
                     raise
             else:
-                return Exchange(principal=self._principal, version=version)
+                return Exchange(principal=self._principal, version=version, transport=STDIO)
         if self._version is not None:
-            return Exchange(principal=self._principal, version=self._version)
+            return Exchange(principal=self._principal, version=self._version, transport=STDIO)
         if message.method == "ping":
-            return Exchange(principal=self._principal, version=versions.HANDSHAKE[0])
+            return Exchange(
+                principal=self._principal, version=versions.HANDSHAKE[0], transport=STDIO
+            )
         raise McpError(
             INVALID_REQUEST,
             "Invalid Request: send initialize first, or 2026-07-28 requests with _meta",

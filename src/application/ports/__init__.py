@@ -2,6 +2,8 @@
 
 from src.application.ports.clients import ClientRegistry, ClientStore, RegisteredClient
 from src.application.ports.events import EventBus, EventRecord, Subscription, SubscriptionClosed
+from src.application.ports.health import HealthCheck
+from src.application.ports.metrics import NO_METRICS, Metrics, NoMetrics
 from src.application.ports.security import AuditEvent, AuditTrail, RateLimiter, RevocationList
 from src.application.ports.sessions import (
     Mailbox,
@@ -14,6 +16,7 @@ from src.application.ports.system import Clock, IdSource
 from src.application.ports.tokens import AccessTokenClaims, TokenCodec
 
 __all__ = [
+    "NO_METRICS",
     "AccessTokenClaims",
     "AuditEvent",
     "AuditTrail",
@@ -22,8 +25,11 @@ __all__ = [
     "Clock",
     "EventBus",
     "EventRecord",
+    "HealthCheck",
     "IdSource",
     "Mailbox",
+    "Metrics",
+    "NoMetrics",
     "RateLimiter",
     "RegisteredClient",
     "RevocationList",

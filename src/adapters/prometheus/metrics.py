@@ -1,0 +1,165 @@
+"""The metrics of one process, in a registry of their own, exposed in Prometheus's text format.
+
+Under ``--workers`` every worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus-client's multi-process mode, see :mod:`.multiprocess`) and a scrape of any worker
+reads them all, so the figures are the service's, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from src.adapters.prometheus.multiprocess import ENV
+from src.application.ports import AuditEvent, Metrics
+
+# Seconds. Most requests take well under a millisecond of server time; streams take minutes.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_LABELS = ("route", "method", "status")
+# a `_created` series beside every counter doubles the page and tells nothing a scrape needs
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class PrometheusMetrics(Metrics):
+    """Every metric the service keeps, named ``calcmcp_*``.
+
+    Children of labelled metrics are looked up once per label set and kept: prometheus-client's
+    own lookup takes a lock and builds a tuple on every call, and a request is counted on the
+    path of every request.
+    """
+
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+        self._multiprocess_dir = multiprocess_dir
+        self.registry = registry = CollectorRegistry()
+        if multiprocess_dir is None:  # process figures of a worker pool cannot be summed
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+
+        def counter(name: str, text: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, text, labels, registry=registry)
+
+        self._requests = counter("calcmcp_http_requests", "HTTP requests answered", HTTP_LABELS)
+        self._latency = Histogram(
+            "calcmcp_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response (streams: their life)",
+            HTTP_LABELS,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self._issued = counter("calcmcp_tokens_issued", "Access tokens issued")
+        self._refused = counter("calcmcp_tokens_refused", "Token requests refused", ("reason",))
+        self._security = counter(
+            "calcmcp_security_events", "Audited security events", ("event", "reason")
+        )
+        self._limited = counter(
+            "calcmcp_rate_limit_rejections", "Requests refused by a rate limit", ("limit",)
+        )
+        self._streams = Gauge(
+            "calcmcp_sse_streams_open",
+            "Server-Sent Events streams open now",
+            ("stream",),
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._published = counter("calcmcp_events_published", "Events published")
+        self._delivered = counter(
+            "calcmcp_events_delivered", "Events handed to subscribers (one per subscriber)"
+        )
+        self._replayed = counter(
+            "calcmcp_events_replayed", "Missed events replayed to resuming subscribers"
+        )
+        self._dropped = counter(
+            "calcmcp_events_dropped", "Events not sent to subscribers cut off as too slow"
+        )
+        self._cut_off = counter(
+            "calcmcp_slow_subscribers_cut_off", "Subscribers cut off for falling too far behind"
+        )
+        self._mcp = counter(
+            "calcmcp_mcp_calls", "MCP requests answered", ("method", "tool", "era", "outcome")
+        )
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count the request and observe its duration."""
+        key = (route, method, status)
+        children = self._http.get(key)
+        if children is None:
+            labels = (route, method, str(status))
+            children = self._requests.labels(*labels), self._latency.labels(*labels)
+            self._http[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def record(self, event: AuditEvent) -> None:
+        """Count a security event; token issues and refusals have counters of their own."""
+        if event.action == "token":
+            if event.outcome == "issued":
+                self._issued.inc()
+            elif event.outcome == "refused":
+                self._refused.labels(event.reason or "").inc()
+        self._security.labels(f"{event.action}.{event.outcome}", event.reason or "").inc()
+
+    def rate_limited(self, limit: str) -> None:
+        """Count a rate-limit rejection."""
+        self._limited.labels(limit).inc()
+
+    def stream_opened(self, kind: str) -> None:
+        """One more open stream."""
+        self._streams.labels(kind).inc()
+
+    def stream_closed(self, kind: str) -> None:
+        """One fewer open stream."""
+        self._streams.labels(kind).dec()
+
+    def events_published(self) -> None:
+        """Count a publication."""
+        self._published.inc()
+
+    def events_delivered(self, count: int) -> None:
+        """Count deliveries (one call per published event, not per subscriber)."""
+        self._delivered.inc(count)
+
+    def events_replayed(self, count: int) -> None:
+        """Count replayed events."""
+        self._replayed.inc(count)
+
+    def subscriber_cut_off(self, dropped: int) -> None:
+        """Count a cut-off subscriber and the events it will not be sent."""
+        self._cut_off.inc()
+        self._dropped.inc(dropped)
+
+    def mcp_call(self, method: str, tool: str, era: str, outcome: str) -> None:
+        """Count an MCP request."""
+        self._mcp.labels(method, tool, era, outcome).inc()
+
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The metrics page and its content type (OpenMetrics if ``accept`` asks for it)."""
+        registry = self.registry
+        if self._multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        encode, content_type = choose_encoder(accept)
+        return encode(registry), content_type
+
+    def close(self) -> None:
+        """The process is ending: its open-stream gauges stop counting in the sum."""
+        if self._multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), self._multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+def prometheus_metrics() -> PrometheusMetrics:
+    """The metrics of this process (multi-process mode when ``PROMETHEUS_MULTIPROC_DIR`` is set,
+    which prometheus-client itself decided when it was imported)."""
+    return PrometheusMetrics(multiprocess_dir=os.environ.get(ENV) or None)
