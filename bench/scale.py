@@ -2,8 +2,8 @@
 
 - `scale_target(name, python, workers, redis_url)`: the target (not pinned: the workers need
   every core), with a fresh data directory and a Redis key prefix unique to each server start;
-- a minimal Redis client (RESP over a socket, standard library only) to check Redis is there,
-  read its CPU time (`INFO cpu`) and delete a server's keys afterwards;
+- Redis helpers (redis-py, from calcmcp's own environment) to check Redis is there, read its
+  CPU time (`INFO cpu`) and delete a server's keys afterwards;
 - process-tree helpers: every process of a server (the supervisor and its workers), their CPU
   time (`/proc/PID/stat`), and which of them holds a given TCP connection (`/proc/net/tcp`), used
   to wait until every worker serves before measuring;
@@ -15,14 +15,16 @@ Linux only (`/proc`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+
+import redis
 
 HOST = "127.0.0.1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -36,101 +38,44 @@ class RedisError(RuntimeError):
     """Redis could not be reached or answered with an error."""
 
 
-# --- a minimal Redis client ---------------------------------------------------------------
-
-
-class Resp:
-    """One connection speaking RESP2: commands in, replies (str, int, list, None) out."""
-
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        """Connect to `redis://host:port/db` (db selected if not 0)."""
-        split = urlsplit(url)
-        try:
-            self._sock = socket.create_connection(
-                (split.hostname or HOST, split.port or 6379), timeout
-            )
-        except OSError as error:
-            raise RedisError(f"cannot reach Redis at {url}: {error}") from None
-        self._file = self._sock.makefile("rb")
-        db = (split.path or "/0").strip("/") or "0"
-        if db != "0":
-            self.command("SELECT", db)
-
-    def command(self, *args: str) -> object:
-        """Send one command and return its reply (an error reply raises RedisError)."""
-        parts = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg.encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self._sock.sendall(b"".join(parts))
-        return self._reply()
-
-    def _reply(self) -> object:
-        line = self._file.readline()
-        if not line.endswith(b"\r\n"):
-            raise RedisError("connection closed by Redis")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            length = int(rest)
-            if length < 0:
-                return None
-            data = self._file.read(length + 2)
-            return data[:-2].decode(errors="replace")
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [self._reply() for _ in range(count)]
-        raise RedisError(f"unexpected reply {line[:40]!r}")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._file.close()
-        self._sock.close()
+@contextlib.contextmanager
+def _redis(url: str) -> Iterator[redis.Redis]:
+    """A short-lived redis-py client for `url`, its failures raised as RedisError."""
+    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    try:
+        yield client
+    except redis.RedisError as error:
+        raise RedisError(f"Redis at {url}: {error}") from None
+    finally:
+        client.close()
 
 
 def redis_ping(url: str) -> None:
     """Raise RedisError unless Redis at `url` answers PING."""
-    client = Resp(url)
-    try:
-        if client.command("PING") != "PONG":
-            raise RedisError(f"Redis at {url} did not answer PING")
-    finally:
-        client.close()
+    with _redis(url) as client:
+        client.ping()
 
 
 def redis_cpu_seconds(url: str) -> float:
     """Redis's CPU time so far (user + system, every thread), from `INFO cpu`."""
-    client = Resp(url)
-    try:
-        info = str(client.command("INFO", "cpu"))
-    finally:
-        client.close()
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+    with _redis(url) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def forget_keys(url: str, prefix: str) -> int:
     """Delete every key under `prefix` (a server's state after its run); how many."""
-    client = Resp(url)
     deleted = 0
-    try:
-        cursor = "0"
-        while True:
-            reply = client.command("SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000")
-            if not isinstance(reply, list):
-                raise RedisError(f"unexpected SCAN reply {reply!r}")
-            cursor, keys = reply
-            if keys:
-                deleted += int(str(client.command("UNLINK", *keys)))
-            if cursor == "0":
-                return deleted
-    finally:
-        client.close()
+    with _redis(url) as client:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                deleted += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.unlink(*batch)
+    return deleted
 
 
 # --- process trees ----------------------------------------------------------------------------

@@ -12,21 +12,22 @@ import http.server
 import json
 import os
 import re
+import secrets
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 from report import derive, goals, ratio_table, ratios, values_table
 from scale import (
+    DEFAULT_REDIS_URL,
     RedisError,
-    Resp,
     cpu_seconds,
     descriptor_counts,
     forget_keys,
@@ -594,60 +595,26 @@ def test_scale_goals_compare_with_one_worker_and_check_the_fanout_at_5000_stream
     assert "1.75x" in values_table(results)
 
 
-class FakeRedis(socketserver.StreamRequestHandler):
-    """Enough of Redis for the harness: PING, INFO cpu, SCAN (one page) and UNLINK."""
-
-    keys: ClassVar[set[str]] = {"p:a", "p:b", "q:c"}
-
-    def handle(self) -> None:
-        while line := self.rfile.readline():
-            count = int(line[1:])
-            args = []
-            for _ in range(count):
-                length = int(self.rfile.readline()[1:])
-                args.append(self.rfile.read(length + 2)[:-2].decode())
-            self.wfile.write(self.answer(args))
-
-    def answer(self, args: list[str]) -> bytes:
-        command = args[0].upper()
-        if command == "PING":
-            return b"+PONG\r\n"
-        if command == "INFO":
-            info = b"# CPU\r\nused_cpu_sys:1.25\r\nused_cpu_user:2.5\r\n"
-            return b"$%d\r\n%s\r\n" % (len(info), info)
-        if command == "SCAN":
-            prefix = args[args.index("MATCH") + 1].rstrip("*")
-            found = sorted(k for k in self.keys if k.startswith(prefix))
-            items = b"".join(b"$%d\r\n%s\r\n" % (len(k), k.encode()) for k in found)
-            return b"*2\r\n$1\r\n0\r\n*%d\r\n%s" % (len(found), items)
-        if command == "UNLINK":
-            gone = self.keys & set(args[1:])
-            self.keys -= gone
-            return b":%d\r\n" % len(gone)
-        return b"-ERR unknown command\r\n"
-
-
-def test_the_redis_helpers_speak_resp() -> None:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), FakeRedis)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def test_the_redis_helpers_ping_read_cpu_and_forget_only_the_prefix() -> None:
+    url = DEFAULT_REDIS_URL
+    prefix = f"calcmcp-bench-test:{secrets.token_hex(4)}:"
+    client = redis.Redis.from_url(url)
     try:
-        url = f"redis://127.0.0.1:{server.server_address[1]}/0"
+        client.mset({f"{prefix}a": 1, f"{prefix}b": 2, f"{prefix}x:c": 3, f"{prefix}-other": 4})
         redis_ping(url)
-        assert redis_cpu_seconds(url) == pytest.approx(3.75)
-        assert forget_keys(url, "p:") == 2
-        assert FakeRedis.keys == {"q:c"}
-        client = Resp(url)
-        try:
-            with pytest.raises(RedisError, match="unknown command"):
-                client.command("FLUSHALL")
-        finally:
-            client.close()
+        assert redis_cpu_seconds(url) > 0
+        assert forget_keys(url, f"{prefix}x:") == 1
+        assert forget_keys(url, f"{prefix}a") == 1
+        left = sorted(key.decode() for key in client.keys(f"{prefix}*"))
+        assert left == [f"{prefix}-other", f"{prefix}b"]
     finally:
-        server.shutdown()
-        server.server_close()
-    with pytest.raises(RedisError, match="cannot reach"):
-        redis_ping(url)
+        client.delete(f"{prefix}b", f"{prefix}-other")
+        client.close()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = unused.getsockname()[1]
+    with pytest.raises(RedisError, match="Redis at"):
+        redis_ping(f"redis://127.0.0.1:{closed}/0")
 
 
 def test_process_helpers_find_children_their_cpu_and_who_holds_a_connection() -> None:

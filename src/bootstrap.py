@@ -27,6 +27,7 @@ import msgspec
 from dependency_injector import containers, providers
 from dotenv import dotenv_values
 
+from src.adapters.http.listener import REUSE_PORT, ReusePortListener
 from src.adapters.logs import ConsoleFormatter, JsonLineFormatter, LoggingAuditTrail
 from src.adapters.mcp.resources import Resources as McpResources
 from src.adapters.mcp.server import McpServer
@@ -737,6 +738,10 @@ def create_app(container: Container | None = None) -> Any:
     return app
 
 
+APP = "src.bootstrap:create_app"
+"""What uvicorn serves (an import string: each worker imports it)."""
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server
 
@@ -755,24 +760,49 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         client_secret_key(settings)
         if settings.metrics:
             _share_metrics()
-    uvicorn.run(
-        "src.bootstrap:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        reload=args.reload,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "reload": args.reload,
+        "workers": args.workers,
+        "log_level": settings.log_level.lower(),
         # uvicorn's own X-Forwarded-For/-Proto handling, for the configured proxies only: its
         # default would believe whatever 127.0.0.1 (any local process) claims
-        proxy_headers=bool(settings.proxies),
-        forwarded_allow_ips=list(settings.proxies) or None,
+        "proxy_headers": bool(settings.proxies),
+        "forwarded_allow_ips": list(settings.proxies) or None,
         # behind a proxy that strips the public URL's path prefix (see docs/operations.md)
-        root_path=urlsplit(settings.base_url).path,
-        timeout_graceful_shutdown=2,
-        server_header=False,
-        access_log=False,  # the application logs each request itself (CALCMCP_ACCESS_LOG)
+        "root_path": urlsplit(settings.base_url).path,
+        "timeout_graceful_shutdown": 2,
+        "server_header": False,
+        "access_log": False,  # the application logs each request itself (CALCMCP_ACCESS_LOG)
+    }
+    if args.workers > 1 and not args.reload and REUSE_PORT:
+        return _serve_workers(uvicorn.Config(APP, **options))
+    uvicorn.run(APP, **options)
+    return 0
+
+
+def _serve_workers(config: Any) -> int:
+    """uvicorn's worker supervisor, each worker on a ``SO_REUSEPORT`` socket of its own (see
+    :mod:`src.adapters.http.listener`): the kernel spreads the connections over the workers."""
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
+
+    try:
+        listener = ReusePortListener(config.host, config.port)
+    except OSError as error:
+        print(f"calcmcp: cannot listen on {config.host}:{config.port}: {error}", file=sys.stderr)
+        return 1
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d with %d workers, one socket each (Press CTRL+C to quit)",
+        config.host,
+        listener.port,
+        config.workers,
     )
+    try:
+        Multiprocess(config, sockets=[listener]).run()  # type: ignore[list-item]  # see listener
+    finally:
+        listener.close()
     return 0
 
 

@@ -6,6 +6,7 @@ Delivery on Redis goes through each process's reader task, so these tests wait f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ import pytest
 
 from src.adapters.memory.event_bus import MemoryEventBus
 from src.adapters.redis import RedisEventBus
+from src.adapters.redis.wire import id_order
 from src.application.ports import EventBus, EventRecord, Subscription, SubscriptionClosed
 from src.domain.calculator import Calculation, Operation
 from src.domain.events import CalculationPerformed, Event, MessageBroadcast
@@ -66,13 +68,20 @@ async def publish(bus: EventBus, count: int, start: int = 0) -> list[str]:
     return [await bus.publish(event(n)) for n in range(start, start + count)]
 
 
-async def collect(subscription: Subscription, count: int, timeout: float = 5.0) -> list[str]:
-    """The ids of the next ``count`` events (failing if they do not come in time)."""
+async def collect_records(
+    subscription: Subscription, count: int, timeout: float = 5.0
+) -> list[EventRecord]:
+    """The next ``count`` events (failing if they do not come in time)."""
     got: list[EventRecord] = []
     with anyio.fail_after(timeout):
         while len(got) < count:
             got += await subscription.next_batch(timeout)
-    return ids(got)
+    return got
+
+
+async def collect(subscription: Subscription, count: int, timeout: float = 5.0) -> list[str]:
+    """The ids of the next ``count`` events (failing if they do not come in time)."""
+    return ids(await collect_records(subscription, count, timeout))
 
 
 async def nothing_more(subscription: Subscription) -> None:
@@ -355,6 +364,24 @@ async def test_events_published_while_a_subscriber_joins_are_delivered_exactly_o
         assert not subscription.gap
         assert await collect(subscription, total - 1 - seen) == published[seen + 1 :]
         await nothing_more(subscription)
+
+
+async def test_concurrent_publications_are_acknowledged_in_order_and_replay_from_any_of_them(
+    redis_bus: Callable[..., RedisEventBus],
+) -> None:
+    bus, reader = redis_bus(), redis_bus()
+    live = await reader.subscribe(after=None, wants=everything)
+    # published together: they share scripts (group commit), in the order publish was called
+    published = await asyncio.gather(*(bus.publish(event(n)) for n in range(600)))
+    assert [id_order(i) for i in published] == sorted(id_order(i) for i in published)
+    assert len(set(published)) == 600
+    records = await collect_records(live, 600)
+    assert [r.id for r in records] == published
+    assert [r.event for r in records] == [event(n) for n in range(600)]
+    for seen in (0, 255, 256, 599):  # across the batches' edges too
+        resumed = await reader.subscribe(after=published[seen], wants=everything)
+        assert not resumed.gap
+        assert await collect(resumed, 599 - seen) == published[seen + 1 :]
 
 
 async def test_events_older_than_the_log_age_are_not_replayed_and_leave_a_gap(

@@ -6,6 +6,7 @@ connections or stopping it would disturb everyone else) and stops it at will.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -131,6 +132,22 @@ async def test_while_redis_is_down_the_bus_refuses_and_ends_its_streams_then_rec
     assert await collect(again, 2) == published
     await bus.aclose()
     await other.aclose()
+
+
+async def test_publications_waiting_together_all_fail_when_redis_goes(
+    server: RedisServer, client: Redis
+) -> None:
+    bus = RedisEventBus(client)
+    first = await bus.publish(event(0))
+    server.stop()
+    outcomes = await asyncio.gather(
+        *(bus.publish(event(n)) for n in range(1, 50)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes)
+    server.start()
+    again = await publish_until_acknowledged(bus, 50)  # the next batch goes through
+    assert again != first
+    await bus.aclose()
 
 
 async def test_nothing_acknowledged_is_lost_when_the_connections_drop(

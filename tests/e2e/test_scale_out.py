@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -656,6 +657,40 @@ async def test_serve_with_two_workers_on_redis_serves_the_seed_walk_through(
                 event = await next_event(stream)
                 assert (event.id, event.event) == (receipt["event_id"], "broadcast")
                 assert event.data["message"] == "Hello World"
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on loopback ``port`` (one per worker with ``SO_REUSEPORT``)."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+def test_serve_with_two_workers_spreads_a_burst_of_connections_over_both(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    process, port = two_workers
+    workers = children(process.pid)
+    deadline = time.monotonic() + START_TIMEOUT
+    while listening(port) < 2:  # each worker listens on a socket of its own
+        assert time.monotonic() < deadline, f"{listening(port)} worker(s) listening"
+        time.sleep(0.05)
+    # opened all at once, as a load balancer's pool is: with one socket shared by the workers,
+    # the first to wake accepted nearly all of them
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(12) == b"HTTP/1.1 200"
+        held = Counter(
+            worker_holding(port, connection.getsockname()[1], workers) for connection in connections
+        )
+    finally:
+        for connection in connections:
+            connection.close()
+    assert set(held) == set(workers), held
+    assert min(held.values()) >= 8, held  # by the addresses' hash: 20 each, give or take
 
 
 def test_serve_with_two_workers_is_refused_without_redis(tmp_path: Path) -> None:

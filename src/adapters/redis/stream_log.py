@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -15,18 +16,26 @@ from src.domain.events import Event
 
 log = logging.getLogger("calcmcp.redis")
 
-# Appends an event and trims the log by count and by age in one atomic step (nothing partial).
+# Appends events and trims the log by count and by age in one atomic step (nothing partial).
 # Each entry keeps the id of the one before it ("p"): trimming leaves no other trace, and that is
 # how a resume from the id just before the oldest kept entry is told from one that lost events.
-# The age bound is measured on the stream's own clock (the new id), not on any process's.
+# The age bound is measured on the stream's own clock (the newest id), not on any process's.
+# ARGV: MAXLEN's operator, MAXLEN, the age in ms, then one payload per event, in order.
 _APPEND = """
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local previous = newest[1] and newest[1][1] or '0-0'
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[3], '*', 'e', ARGV[1], 'p', previous)
-local ms = tonumber(string.match(id, '^(%d+)'))
-redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2], string.format('%.0f', math.max(0, ms - ARGV[4])))
-return id
+local ids = {}
+local trim, size = ARGV[1], ARGV[2]
+for i = 4, #ARGV do
+  previous = redis.call('XADD', KEYS[1], 'MAXLEN', trim, size, '*', 'e', ARGV[i], 'p', previous)
+  ids[#ids + 1] = previous
+end
+local ms = tonumber(string.match(previous, '^(%d+)'))
+redis.call('XTRIM', KEYS[1], 'MINID', trim, string.format('%.0f', math.max(0, ms - ARGV[3])))
+return ids
 """
+MAX_BATCH = 256
+"""Most events one append script writes: bounds the time Redis spends in one script."""
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Since = tuple[list[EventRecord], tuple[int, int], bool]
@@ -34,6 +43,13 @@ Since = tuple[list[EventRecord], tuple[int, int], bool]
 
 class StreamLog:
     """One stream key: appends trimmed to ``log_size`` entries and ``log_age`` seconds.
+
+    Appends are group-committed: while one script is on its way to Redis, the events published
+    meanwhile wait, then go together in the next (at most :data:`MAX_BATCH`), in the order they
+    were published. A lone publisher pays one round trip as before; many at once share one round
+    trip and one script, where each used to queue behind the others' (this is what lets Redis
+    keep up with every worker's calculation events). Each event is acknowledged only once the
+    script that wrote it has answered; if it fails, every event it carried fails with it.
 
     Redis errors are left to the caller. Trimming is approximate unless ``exact_trim``: Redis
     then drops whole nodes (about a hundred entries), so the log may keep a little more.
@@ -46,11 +62,47 @@ class StreamLog:
         self._key = key
         self._trim = ("=" if exact_trim else "~", log_size, int(log_age * 1000))
         self._append = redis.register_script(_APPEND)
+        self._waiting: list[tuple[bytes, asyncio.Future[str]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(self, payload: bytes) -> str:
-        """Add an entry; its id."""
-        event_id = await self._append(keys=[self._key], args=[payload, *self._trim])
-        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        """Add an entry; its id (once Redis has written it)."""
+        written: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append((payload, written))
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write())
+        return await written
+
+    async def _write(self) -> None:
+        """Send what waits, a batch at a time, until nothing does."""
+        try:
+            while self._waiting:
+                batch = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                try:
+                    ids = await self._append(
+                        keys=[self._key], args=[*self._trim, *(payload for payload, _ in batch)]
+                    )
+                except Exception as error:  # every event of the batch fails with it
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_exception(error)
+                    continue
+                except BaseException:  # cancelled: whether Redis wrote them is unknown
+                    for _, written in batch:
+                        written.cancel()
+                    raise
+                for (_, written), event_id in zip(batch, ids, strict=True):
+                    if not written.done():  # its publisher may have given up waiting
+                        written.set_result(
+                            event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+                        )
+        finally:
+            self._writer = None
+            for _, written in self._waiting:  # cancelled (the loop is closing): none written
+                if not written.done():
+                    written.cancel()
+            self._waiting.clear()
 
     async def since(self, after: str) -> Since:
         """Records after ``after``, the id of the last entry read, and whether some were lost.
