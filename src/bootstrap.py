@@ -776,6 +776,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         "timeout_graceful_shutdown": 2,
         "server_header": False,
         "access_log": False,  # the application logs each request itself (CALCMCP_ACCESS_LOG)
+        # uvicorn's own lines go through our handler (JSON or console, as configured), not its
+        "log_config": None,
     }
     if args.workers > 1 and not args.reload and REUSE_PORT:
         return _serve_workers(uvicorn.Config(APP, **options))

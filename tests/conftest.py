@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles and the anyio backend."""
+"""Shared test configuration: hypothesis profiles, the anyio backend, the log-secret check."""
 
 from __future__ import annotations
 
@@ -6,6 +6,21 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# the log-secret check (see tests/log_secrets.py): pytest finds its hooks by name here
+from tests.log_secrets import (
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_unconfigure,
+)
+
+__all__ = [
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_runtest_logreport",
+    "pytest_unconfigure",
+]
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

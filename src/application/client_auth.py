@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from src.application.errors import InvalidClient, RateLimited
+from src.application.errors import ApplicationError, InvalidClient, RateLimited
 from src.application.ports import ClientRegistry, RateLimiter, RegisteredClient
 
 FAILURE_COST = 5.0
@@ -56,6 +57,25 @@ class ClientAuthenticator:
             await self._penalize(keys)
             raise InvalidClient("client authentication failed")
         return client
+
+    async def audit_name(self, credentials: ClientCredentials) -> str | None:
+        """The claimed client id as an audit line of a refusal may show it.
+
+        In clear when it names a registered client; otherwise a fingerprint
+        (``unregistered:`` and 12 hex digits of its SHA-256), because what a caller sends as its
+        id may be anything, its secret pasted in the wrong field included, and no secret may
+        reach a log. The fingerprint still lets an operator match repeated attempts.
+        """
+        claimed = credentials.client_id
+        if not claimed:
+            return claimed
+        try:
+            if await self._clients.get(claimed) is not None:
+                return claimed
+        except ApplicationError:  # the registry is unavailable: the refusal is still logged
+            pass
+        digest = hashlib.sha256(claimed.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"unregistered:{digest[:12]}"
 
     async def _penalize(self, keys: list[str]) -> None:
         for key in keys:

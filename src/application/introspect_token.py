@@ -49,12 +49,13 @@ class IntrospectToken:
 
     async def execute(self, command: IntrospectTokenCommand) -> AccessTokenClaims | None:
         """The token's claims if it is active for this client, else ``None``."""
-        client_id = command.credentials.client_id
         try:
             client = await self._authenticator.authenticate(command.credentials)
         except ApplicationError as refusal:
-            self._audit.record(_event(client_id, "refused", reason=type(refusal).__name__))
+            claimed = await self._authenticator.audit_name(command.credentials)
+            self._audit.record(_event(claimed, "refused", reason=type(refusal).__name__))
             raise
+        client_id = client.client_id
         claims = await self._active(command.token)
         if claims is not None and claims.client_id != client.client_id:
             claims = None

@@ -90,7 +90,8 @@ class IssueToken:
         try:
             grant, token_id = await self._issue(command)
         except ApplicationError as refusal:
-            self._audit.record(_refusal(command, refusal))
+            claimed = await self._authenticator.audit_name(command.credentials)
+            self._audit.record(_refusal(command, claimed, refusal))
             raise
         self._audit.record(
             AuditEvent(
@@ -125,11 +126,13 @@ class IssueToken:
         ), claims.token_id
 
 
-def _refusal(command: IssueTokenCommand, refusal: ApplicationError) -> AuditEvent:
+def _refusal(
+    command: IssueTokenCommand, claimed: str | None, refusal: ApplicationError
+) -> AuditEvent:
     return AuditEvent(
         action="token",
         outcome="refused",
-        client_id=command.credentials.client_id,
+        client_id=claimed,
         reason=type(refusal).__name__,
         details={"source": command.credentials.source or ""},
     )

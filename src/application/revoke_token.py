@@ -42,9 +42,10 @@ class RevokeToken:
 
     async def execute(self, command: RevokeTokenCommand) -> None:
         """Revoke the token (or do nothing if it is not a valid token)."""
-        client_id = command.credentials.client_id
+        client_id = None
         try:
             client = await self._authenticator.authenticate(command.credentials)
+            client_id = client.client_id
             try:
                 claims = self._codec.decode(command.token)
             except InvalidToken:
@@ -54,6 +55,8 @@ class RevokeToken:
                 raise UnauthorizedClient("a client may revoke only its own tokens")
             await self._revocations.revoke(claims.token_id, claims.expires_at)
         except ApplicationError as refusal:
+            if client_id is None:  # not authenticated: as the caller named itself
+                client_id = await self._authenticator.audit_name(command.credentials)
             self._audit.record(_event(client_id, "refused", reason=type(refusal).__name__))
             raise
         self._audit.record(_event(client_id, "revoked", token_id=claims.token_id))

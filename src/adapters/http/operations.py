@@ -99,7 +99,9 @@ def metrics_handlers(
             principal: Principal = request.user
             require_scope(principal, Scope(scope))
         body, content_type = page(request.headers.get("accept", ""))
-        return Response(body, media_type=content_type, headers=NO_STORE)
+        # as a header, not ``media_type``: Litestar appends a second ``charset`` to a text/* one
+        headers = {**NO_STORE, "Content-Type": content_type}
+        return Response(body, media_type=content_type, headers=headers)
 
     if not scope:
         return [metrics]

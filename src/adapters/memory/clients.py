@@ -123,3 +123,11 @@ class LayeredClientRegistry(ClientRegistry):
             if client is not None:
                 return client
         return None
+
+    async def get(self, client_id: str) -> RegisteredClient | None:
+        """The client from the first registry that has one by that id."""
+        for registry in self._registries:
+            client = await registry.get(client_id)
+            if client is not None:
+                return client
+        return None

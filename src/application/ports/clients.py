@@ -38,6 +38,10 @@ class ClientRegistry(Protocol):
         """
         ...
 
+    async def get(self, client_id: str) -> RegisteredClient | None:
+        """The client called ``client_id``, if any."""
+        ...
+
 
 class ClientStore(ClientRegistry, Protocol):
     """A registry that can also be administered (the ``calcmcp clients`` commands).
@@ -51,10 +55,6 @@ class ClientStore(ClientRegistry, Protocol):
         Raises:
             ClientExists: the id is taken.
         """
-        ...
-
-    async def get(self, client_id: str) -> RegisteredClient | None:
-        """The client called ``client_id``, if any."""
         ...
 
     async def all(self) -> Sequence[RegisteredClient]:

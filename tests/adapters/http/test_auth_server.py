@@ -883,6 +883,24 @@ async def test_a_refusal_on_every_endpoint_is_audited_with_its_reason(
     assert_reveals_nothing(record, "bad-secret-value", "some-token-value")
 
 
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+async def test_a_claimed_id_that_names_no_client_is_logged_as_a_fingerprint_only(
+    client: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="calcmcp.audit")
+    pasted = "a-secret-pasted-into-the-id-field"  # what a confused client may send as its id
+    data = form(client_id=pasted, client_secret="whatever", token="some-token-value")
+
+    _, first = await one_audit_record(caplog, client.post(path, data=data))
+    _, again = await one_audit_record(caplog, client.post(path, data=data))
+
+    claimed = first.__dict__["fields"]["client_id"]
+    assert claimed.startswith("unregistered:")
+    assert len(claimed) == len("unregistered:") + 12
+    assert again.__dict__["fields"]["client_id"] == claimed  # repeated attempts can be matched
+    assert_reveals_nothing(first, pasted, "whatever", "some-token-value")
+
+
 async def test_an_audit_record_carries_the_request_id(
     client: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
