@@ -247,6 +247,6 @@ def scale_environment(name: str, redis_url: str) -> dict[str, str]:
         "CALCMCP_TOKEN_RATE": "1000000000",
         "CALCMCP_TOKEN_BURST": "1000000000",
         "CALCMCP_SSE_MAX_STREAMS_PER_CLIENT": "10000",
-        # uvicorn's access log is at info: off, as `--no-access-log` does for the other targets
+        "CALCMCP_ACCESS_LOG": "false",  # as `--no-access-log` does for the other targets
         "CALCMCP_LOG_LEVEL": "warning",
     }

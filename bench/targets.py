@@ -145,6 +145,14 @@ def default_targets(seed_dir: Path, redis_url: str = DEFAULT_REDIS_URL) -> dict[
             benchmarks=("add", "mcp"),
             env={"CALCMCP_METRICS": "false"},
         ),
+        # what the access log costs: `calcmcp` with its line per request (the default) written
+        "calcmcp-accesslog": calcmcp_target(
+            "calcmcp-accesslog",
+            calcmcp_python,
+            algorithm="ES256",
+            benchmarks=("add",),
+            env={"CALCMCP_ACCESS_LOG": "true"},
+        ),
         **{
             f"calcmcp-w{workers}": scale_target(
                 f"calcmcp-w{workers}", calcmcp_python, workers, redis_url
@@ -184,7 +192,8 @@ def calcmcp_target(
     stdio: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Target:
-    """calcmcp as shipped (audit log on), with its token signing algorithm and a fresh data dir.
+    """calcmcp as shipped (audit log and metrics on), with its token signing algorithm and a
+    fresh data dir, and its access log off, as the other targets run (`--no-access-log`).
 
     The /token rate limits are raised out of reach: one load generator from one address would
     otherwise be throttled, which is the limiter working, not the endpoint's throughput. The
@@ -208,6 +217,7 @@ def calcmcp_target(
             "CALCMCP_TOKEN_RATE": "1000000000",
             "CALCMCP_TOKEN_BURST": "1000000000",
             "CALCMCP_SSE_MAX_STREAMS_PER_CLIENT": "10000",
+            "CALCMCP_ACCESS_LOG": "false",
             **(env or {}),
         },
     )

@@ -564,7 +564,7 @@ def test_scale_targets_serve_with_workers_on_redis_on_every_core() -> None:
         env = target.environment(8123)
         assert env["CALCMCP_REDIS_URL"] == target.redis_url == "redis://127.0.0.1:6390/0"
         assert env["CALCMCP_PUBLIC_URL"] == "http://127.0.0.1:8123"
-        assert env["CALCMCP_LOG_LEVEL"] == "warning"  # uvicorn's access log (info) is off
+        assert env["CALCMCP_ACCESS_LOG"] == "false"  # as --no-access-log for the others
         # one prefix per run and target, and per server start (the port is in it)
         assert env["CALCMCP_REDIS_PREFIX"].endswith(":8123:")
         assert target.environment(8124)["CALCMCP_REDIS_PREFIX"] != env["CALCMCP_REDIS_PREFIX"]

@@ -220,10 +220,9 @@ class McpEndpoint:
         except McpError as failure:
             return JsonBody(messages.error(_id(message), failure), status=400)
         server = self._services.server()
-        if not server.knows(str(message.method), modern=True):
-            unknown = McpError(METHOD_NOT_FOUND, f"Method not found: {message.method}")
-            return JsonBody(messages.error(_id(message), unknown), status=404)
         exchange = Exchange(principal=request.user, version=versions.MODERN)
+        if not server.knows(str(message.method), modern=True):
+            return JsonBody(server.unknown_method(message, exchange), status=404)
         reply = await server.answer(message, exchange)
         status = MODERN_STATUS.get(reply.error or 0, 200)
         return await _reply(reply.body, request, status)

@@ -193,6 +193,13 @@ class McpServer:
             self._metrics.mcp_call(method, tool, exchange.era, outcome)
         return Reply(messages.result(request_id, result))
 
+    def unknown_method(self, message: Incoming, exchange: Exchange) -> bytes:
+        """The error answering a method the era does not have (counted, as ``<unknown>``), for
+        a transport that refuses it before dispatch (the 2026-07-28 era's 404)."""
+        self._metrics.mcp_call(metering.UNKNOWN, "", exchange.era, "error")
+        failure = McpError(METHOD_NOT_FOUND, f"Method not found: {message.method}")
+        return messages.error(message.id if isinstance(message.id, int | str) else None, failure)
+
     def knows(self, method: str, *, modern: bool) -> bool:
         """Whether ``method`` exists in the era."""
         extra = self._modern_only if modern else self._legacy_only

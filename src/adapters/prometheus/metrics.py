@@ -7,7 +7,9 @@ reads them all, so the figures are the service's, whichever worker answers.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -28,6 +30,9 @@ from src.application.ports import AuditEvent, Metrics
 # Seconds. Most requests take well under a millisecond of server time; streams take minutes.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_LABELS = ("route", "method", "status")
+FOLD_AFTER = 1.0
+"""Seconds the request and publication counts wait, at most, before they reach the metrics
+(a scrape of this process folds them in at once)."""
 # a `_created` series beside every counter doubles the page and tells nothing a scrape needs
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -35,9 +40,13 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 class PrometheusMetrics(Metrics):
     """Every metric the service keeps, named ``calcmcp_*``.
 
-    Children of labelled metrics are looked up once per label set and kept: prometheus-client's
-    own lookup takes a lock and builds a tuple on every call, and a request is counted on the
-    path of every request.
+    What is counted on every request (its count and duration, and the event a calculation
+    publishes) is tallied in plain Python first and folded into prometheus-client's metrics at
+    most :data:`FOLD_AFTER` seconds later, or when this process is scraped: prometheus-client's
+    own ``inc`` and ``observe`` take a lock and check the metric each time, which cost 3.5 µs a
+    request here, about 5% of an authenticated call. Other events (streams, tokens, MCP calls)
+    are counted as they happen. Under ``--workers`` a scrape answered by another worker sees
+    this one's counts up to :data:`FOLD_AFTER` seconds late.
     """
 
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
@@ -73,7 +82,7 @@ class PrometheusMetrics(Metrics):
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self._published = counter("calcmcp_events_published", "Events published")
+        self._published_total = counter("calcmcp_events_published", "Events published")
         self._delivered = counter(
             "calcmcp_events_delivered", "Events handed to subscribers (one per subscriber)"
         )
@@ -89,18 +98,21 @@ class PrometheusMetrics(Metrics):
         self._mcp = counter(
             "calcmcp_mcp_calls", "MCP requests answered", ("method", "tool", "era", "outcome")
         )
-        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._http: dict[tuple[str, str, int], _Tally] = {}
+        self._published = 0  # publications not folded in yet
+        self._fold_pending = False
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count the request and observe its duration."""
-        key = (route, method, status)
-        children = self._http.get(key)
-        if children is None:
+        """Tally the request and its duration (folded in later, see the class)."""
+        tally = self._http.get((route, method, status))
+        if tally is None:
             labels = (route, method, str(status))
-            children = self._requests.labels(*labels), self._latency.labels(*labels)
-            self._http[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+            tally = _Tally(self._requests.labels(*labels), self._latency.labels(*labels))
+            self._http[route, method, status] = tally
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._fold_soon()
 
     def record(self, event: AuditEvent) -> None:
         """Count a security event; token issues and refusals have counters of their own."""
@@ -124,8 +136,9 @@ class PrometheusMetrics(Metrics):
         self._streams.labels(kind).dec()
 
     def events_published(self) -> None:
-        """Count a publication."""
-        self._published.inc()
+        """Tally a publication (folded in later, see the class)."""
+        self._published += 1
+        self._fold_soon()
 
     def events_delivered(self, count: int) -> None:
         """Count deliveries (one call per published event, not per subscriber)."""
@@ -146,6 +159,7 @@ class PrometheusMetrics(Metrics):
 
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The metrics page and its content type (OpenMetrics if ``accept`` asks for it)."""
+        self.fold()
         registry = self.registry
         if self._multiprocess_dir is not None:
             registry = CollectorRegistry()
@@ -153,10 +167,62 @@ class PrometheusMetrics(Metrics):
         encode, content_type = choose_encoder(accept)
         return encode(registry), content_type
 
+    def fold(self) -> None:
+        """Move the tallies into the metrics."""
+        self._fold_pending = False
+        if self._published:
+            self._published_total.inc(self._published)
+            self._published = 0
+        for tally in self._http.values():
+            tally.fold()
+
+    def _fold_soon(self) -> None:
+        if self._fold_pending:
+            return
+        try:
+            asyncio.get_running_loop().call_later(FOLD_AFTER, self.fold)
+        except RuntimeError:  # not in the event loop (a test, a thread): at once
+            self.fold()
+            return
+        self._fold_pending = True
+
     def close(self) -> None:
-        """The process is ending: its open-stream gauges stop counting in the sum."""
+        """The process is ending: its tallies are folded in, and its open-stream gauges stop
+        counting in the sum."""
+        self.fold()
         if self._multiprocess_dir is not None:
             mark_process_dead(os.getpid(), self._multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+class _Tally:
+    """One label set's requests since the last fold: how many, their seconds, per bucket."""
+
+    __slots__ = ("buckets", "count", "counter", "histogram", "seconds")
+
+    def __init__(self, counter: Any, histogram: Any) -> None:
+        self.counter = counter
+        self.histogram = histogram
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
+
+    def fold(self) -> None:
+        """Add the tally to the counter and the histogram, and start again.
+
+        A histogram child takes one observation at a time in prometheus-client's API; its
+        ``_sum`` and ``_buckets`` (one value per bound, +Inf last, not cumulative) are what
+        ``observe`` itself adds to, and are written the same way here (checked by the tests
+        against ``observe``).
+        """
+        if not self.count:
+            return
+        self.counter.inc(self.count)
+        self.histogram._sum.inc(self.seconds)
+        for value, added in zip(self.histogram._buckets, self.buckets, strict=True):
+            if added:
+                value.inc(added)
+        self.count, self.seconds = 0, 0.0
+        self.buckets = [0] * len(self.buckets)
 
 
 def prometheus_metrics() -> PrometheusMetrics:

@@ -332,6 +332,7 @@ async def test_mcp_calls_of_the_stateless_era_are_counted(http: Http) -> None:
     unknown = await post_modern(http, token, "tools/call", {"name": "nope-7d1", "arguments": {}})
     assert_error(unknown, 400, -32602, 1)
     assert_result(await post_modern(http, token, "tools/list"))
+    assert_error(await post_modern(http, token, "no/such-method-3f2"), 404, -32601, 1)
 
     page = await scrape(http)
     assert mcp_calls(page) == {
@@ -339,8 +340,10 @@ async def test_mcp_calls_of_the_stateless_era_are_counted(http: Http) -> None:
         ("tools/call", "divide", "modern", "tool_error"): 1,
         ("tools/call", "<unknown>", "modern", "error"): 1,
         ("tools/list", "", "modern", "ok"): 1,
+        ("<unknown>", "", "modern", "error"): 1,
     }
     assert "nope-7d1" not in page
+    assert "no/such-method-3f2" not in page
 
 
 async def test_mcp_calls_of_a_2025_session_are_counted(http: Http) -> None:

@@ -181,3 +181,57 @@ def test_a_configured_directory_that_does_not_exist_is_made(tmp_path: Path) -> N
 
     with shared_directory({ENV: str(configured)}) as directory:
         assert Path(directory).is_dir()
+
+
+EDGES = [0.0, 0.0005, 0.00050001, 0.001, 0.004, 0.01, 0.3, 1, 2.5, 9.99, 10, 10.5, 600.0]
+
+
+def test_folded_tallies_are_what_observing_each_request_gives() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest  # noqa: PLC0415
+
+    from src.adapters.prometheus.metrics import LATENCY_BUCKETS  # noqa: PLC0415
+
+    metrics = PrometheusMetrics()
+    reference = CollectorRegistry()
+    observed = Histogram(
+        "calcmcp_http_request_duration_seconds",
+        "reference",
+        ("route", "method", "status"),
+        registry=reference,
+        buckets=LATENCY_BUCKETS,
+    ).labels("/calculator/add", "POST", "200")
+    for seconds in EDGES:
+        metrics.http_request("/calculator/add", "POST", 200, seconds)
+        observed.observe(seconds)
+    metrics.fold()
+
+    def series(text: str) -> list[str]:
+        return [
+            line
+            for line in text.splitlines()
+            if line.startswith("calcmcp_http_request_duration_seconds_")
+        ]
+
+    assert series(page(metrics)) == series(generate_latest(reference).decode())
+
+
+@pytest.mark.anyio
+async def test_in_the_event_loop_tallies_reach_the_metrics_by_themselves_or_on_a_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import anyio  # noqa: PLC0415
+
+    from src.adapters.prometheus import metrics as module  # noqa: PLC0415
+
+    monkeypatch.setattr(module, "FOLD_AFTER", 0.05)
+    metrics = PrometheusMetrics()
+    metrics.http_request("/calculator/add", "POST", 200, 0.002)
+    metrics.events_published()
+    unfolded = metrics.registry.get_sample_value("calcmcp_events_published_total")
+    assert unfolded in (None, 0.0)  # tallied, not yet folded
+    await anyio.sleep(0.2)  # no scrape: the timer folds them in
+    assert metrics.registry.get_sample_value("calcmcp_events_published_total") == 1
+    assert metrics.registry.get_sample_value(REQUESTS, ADD) == 1
+
+    metrics.http_request("/calculator/add", "POST", 200, 0.002)
+    assert value(page(metrics), REQUESTS, **ADD) == 2  # a scrape folds at once
