@@ -169,9 +169,40 @@ def scale_goals(results: Results) -> list[str]:
     return lines
 
 
+METRICS_COST_GOAL = 0.05
+"""The metrics may cost at most this share of calcmcp's authenticated add throughput."""
+COST_TARGETS = {"calcmcp-nometrics": "the metrics", "calcmcp-accesslog": "the access log"}
+"""Targets that are `calcmcp` with one feature toggled, and the feature (see targets.py)."""
+
+
+def cost_lines(results: Results) -> list[str]:
+    """What the metrics and the access log cost: `calcmcp` against the target without the
+    metrics, and the target with the access log against `calcmcp` (same run)."""
+    lines = []
+    base = results.get("calcmcp") or {}
+    for name, feature in COST_TARGETS.items():
+        other = results.get(name) or {}
+        for bench in ("add", "mcp"):
+            ours, theirs = (base.get(bench) or {}).get("rps"), (other.get(bench) or {}).get("rps")
+            if not ours or not theirs:
+                continue
+            without, with_ = (theirs, ours) if name == "calcmcp-nometrics" else (ours, theirs)
+            cost = 1 - with_ / without
+            line = (
+                f"{feature} cost {cost:.1%} of {bench} throughput "
+                f"({with_:,.0f} req/s with, {without:,.0f} without)"
+            )
+            if name == "calcmcp-nometrics" and bench == "add":
+                met = "met" if cost < METRICS_COST_GOAL else "NOT met"
+                line += f" (goal < {METRICS_COST_GOAL:.0%}): {met}"
+            lines.append(line)
+    return lines
+
+
 def goals(results: Results) -> list[str]:
-    """One line per target goal measured: MCP vs REST throughput, stdio cold start, scale-out."""
-    lines = scale_goals(results)
+    """One line per target goal measured: MCP vs REST throughput, stdio cold start, scale-out,
+    what the metrics and the access log cost."""
+    lines = scale_goals(results) + cost_lines(results)
     for name, per in results.items():
         mcp = per.get("mcp") or {}
         if mcp.get("rps_vs_rest") is not None:

@@ -635,3 +635,20 @@ def test_process_helpers_find_children_their_cpu_and_who_holds_a_connection() ->
                 assert socket_holder(port, local, [os.getpid()]) == os.getpid()
                 assert socket_holder(port, local, []) is None
                 assert descriptor_counts([os.getpid()])[str(os.getpid())] >= 3
+
+
+def test_the_cost_of_the_metrics_and_the_access_log_is_reported_against_calcmcp() -> None:
+    results = {
+        "calcmcp": {"add": {"rps": 9600.0}, "mcp": {"rps": 8000.0}},
+        "calcmcp-nometrics": {"add": {"rps": 10000.0}, "mcp": {"rps": 8000.0}},
+        "calcmcp-accesslog": {"add": {"rps": 7200.0}},
+    }
+    lines = goals(results)
+    assert (
+        "the metrics cost 4.0% of add throughput (9,600 req/s with, 10,000 without)"
+        " (goal < 5%): met" in lines
+    )
+    assert "the metrics cost 0.0% of mcp throughput (8,000 req/s with, 8,000 without)" in lines
+    assert "the access log cost 25.0% of add throughput (7,200 req/s with, 9,600 without)" in lines
+    results["calcmcp"]["add"]["rps"] = 9400.0
+    assert any(line.endswith("(goal < 5%): NOT met") for line in goals(results))

@@ -227,6 +227,14 @@ async def test_events_come_through_nginx_as_they_are_broadcast(
 # --- the public URL in metadata, and MCP's Origin and Host checks -----------------------------
 
 
+async def test_the_metrics_are_not_served_through_the_proxy(proxied: Stack) -> None:
+    async with proxied.client() as http:
+        assert (await http.get("/metrics")).status_code == 404
+        assert (await http.get("/health/live")).status_code == 200
+    async with httpx.AsyncClient(base_url=proxied.server.url, timeout=10) as direct:
+        assert (await direct.get("/metrics")).status_code == 200  # on calcmcp's own address
+
+
 async def test_metadata_fetched_through_nginx_advertises_the_public_url(proxied: Stack) -> None:
     public = proxied.public
     async with proxied.client() as client:
