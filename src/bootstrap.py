@@ -28,7 +28,12 @@ from dependency_injector import containers, providers
 from dotenv import dotenv_values
 
 from src.adapters.http.listener import REUSE_PORT, ReusePortListener
-from src.adapters.logs import ConsoleFormatter, JsonLineFormatter, LoggingAuditTrail
+from src.adapters.logs import (
+    BufferedLineHandler,
+    ConsoleFormatter,
+    JsonLineFormatter,
+    LoggingAuditTrail,
+)
 from src.adapters.mcp.resources import Resources as McpResources
 from src.adapters.mcp.server import McpServer
 from src.adapters.mcp.tools import Tools
@@ -596,10 +601,14 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.setLevel(settings.log_level.upper())
     if not any(getattr(h, "calcmcp", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        # one JSON line per record for collectors; readable lines for a person at a terminal
+        # one JSON line per record for collectors, written in batches (at most half a second
+        # late; warnings and errors at once); readable lines, each at once, for a person at a
+        # terminal
         terminal = settings.log_format == "console" or (
             settings.log_format == "auto" and sys.stderr.isatty()
+        )
+        handler: logging.Handler = (
+            logging.StreamHandler(sys.stderr) if terminal else BufferedLineHandler(sys.stderr)
         )
         handler.setFormatter(ConsoleFormatter() if terminal else JsonLineFormatter())
         handler.calcmcp = True  # type: ignore[attr-defined]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -93,3 +94,72 @@ class ConsoleFormatter(logging.Formatter):
         if fields:
             text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
         return text
+
+
+class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the lines of the busiest loggers (``batched``: the access log) in batches, at most
+    ``interval`` seconds late and ``size`` characters held; any other line, or a warning, is
+    written at once, after what was held, so the order is kept.
+
+    The standard ``StreamHandler`` writes and flushes each record: with a line per request
+    into a pipe (a container's or systemd's stderr) that was 23 µs a request, a third of an
+    authenticated call; batched, 14 µs. Batches are what nginx's ``access_log ... buffer=
+    flush=`` does. The server's own lines (uvicorn's "Shutting down", ...) are not batched, so
+    a graceful stop writes everything held before the process ends; one killed outright loses
+    at most ``interval`` seconds of access lines.
+    """
+
+    def __init__(
+        self,
+        stream: Any = None,
+        *,
+        batched: Collection[str] = ("calcmcp.access",),
+        interval: float = 0.5,
+        size: int = 65536,
+    ) -> None:
+        super().__init__(stream)
+        self._batched = frozenset(batched)
+        self._interval = interval
+        self._size = size
+        self._held: list[str] = []
+        self._held_size = 0
+        self._timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Hold the record's line; write what is held if it is urgent or enough."""
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # logging's rule: a broken record is reported, never raised
+            self.handleError(record)
+            return
+        self._held.append(line)
+        self._held_size += len(line)
+        urgent = record.levelno >= logging.WARNING or record.name not in self._batched
+        if urgent or self._held_size >= self._size:
+            self._write()
+        elif self._timer is None:
+            self._timer = threading.Timer(self._interval, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Write what is held."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._write()
+
+    def _write(self) -> None:  # with the handler's lock held
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+        if self._held:
+            text, self._held, self._held_size = "".join(self._held), [], 0
+            try:
+                self.stream.write(text)
+            except Exception:  # a closed or broken stream: nothing to be done but drop them
+                return
+        super().flush()
+
+    def close(self) -> None:
+        """Write what is held, then close."""
+        self.flush()
+        super().close()
