@@ -41,12 +41,13 @@ class PrometheusMetrics(Metrics):
     """Every metric the service keeps, named ``calcmcp_*``.
 
     What is counted on every request (its count and duration, the event a calculation
-    publishes, an MCP call) is tallied in plain Python first and folded into prometheus-client's
-    metrics at most :data:`FOLD_AFTER` seconds later, or when this process is scraped:
-    prometheus-client's own ``labels``, ``inc`` and ``observe`` take a lock and check the metric
-    each time, which cost 3.5 µs a request here (4 µs an MCP call), about 5% of a call. Other
-    events (streams, tokens) are counted as they happen. Under ``--workers`` a scrape answered
-    by another worker sees this one's counts up to :data:`FOLD_AFTER` seconds late.
+    publishes, an MCP call, a token issued or refused) is tallied in plain Python first and
+    folded into prometheus-client's metrics at most :data:`FOLD_AFTER` seconds later, or when
+    this process is scraped: prometheus-client's own ``labels``, ``inc`` and ``observe`` take a
+    lock and check the metric each time, which cost 3.5 µs a request here (4 µs an MCP call),
+    about 5% of a call. Other events (streams, cut-offs, rate limits) are counted as they
+    happen. Under ``--workers`` a scrape answered by another worker sees this one's counts up
+    to :data:`FOLD_AFTER` seconds late.
     """
 
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
@@ -101,6 +102,7 @@ class PrometheusMetrics(Metrics):
         self._http: dict[tuple[str, str, int], _Tally] = {}
         self._published = 0  # publications not folded in yet
         self._mcp_pending: dict[tuple[str, str, str, str], int] = {}
+        self._security_pending: dict[tuple[str, str, str], int] = {}
         self._fold_pending = False
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -116,13 +118,11 @@ class PrometheusMetrics(Metrics):
         self._fold_soon()
 
     def record(self, event: AuditEvent) -> None:
-        """Count a security event; token issues and refusals have counters of their own."""
-        if event.action == "token":
-            if event.outcome == "issued":
-                self._issued.inc()
-            elif event.outcome == "refused":
-                self._refused.labels(event.reason or "").inc()
-        self._security.labels(f"{event.action}.{event.outcome}", event.reason or "").inc()
+        """Tally a security event (folded in later, see the class); token issues and refusals
+        have counters of their own."""
+        key = (event.action, event.outcome, event.reason or "")
+        self._security_pending[key] = self._security_pending.get(key, 0) + 1
+        self._fold_soon()
 
     def rate_limited(self, limit: str) -> None:
         """Count a rate-limit rejection."""
@@ -181,6 +181,13 @@ class PrometheusMetrics(Metrics):
         pending, self._mcp_pending = self._mcp_pending, {}
         for labels, count in pending.items():
             self._mcp.labels(*labels).inc(count)
+        security, self._security_pending = self._security_pending, {}
+        for (action, outcome, reason), count in security.items():
+            if (action, outcome) == ("token", "issued"):
+                self._issued.inc(count)
+            elif (action, outcome) == ("token", "refused"):
+                self._refused.labels(reason).inc(count)
+            self._security.labels(f"{action}.{outcome}", reason).inc(count)
 
     def _fold_soon(self) -> None:
         if self._fold_pending:
