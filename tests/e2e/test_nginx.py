@@ -80,15 +80,20 @@ class Stack:
             timeout=httpx.Timeout(5.0),
         )
 
-    def audit(self, event: str) -> list[dict[str, Any]]:
-        """The audit log's records of ``event`` so far."""
-        records = []
-        for line in self.server.log.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("event") == event:
-                    records.append(record)
-        return records
+    def audit(self, event: str, count: int) -> list[dict[str, Any]]:
+        """The audit log's records of ``event``, once there are ``count`` (audit lines are
+        written in batches, up to half a second late), or what there is after 5 s."""
+        deadline = time.monotonic() + 5
+        while True:
+            records = []
+            for line in self.server.log.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    record = json.loads(line)
+                    if record.get("event") == event:
+                        records.append(record)
+            if len(records) >= count or time.monotonic() > deadline:
+                return records
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -425,7 +430,7 @@ async def test_the_limiter_and_audit_see_the_forwarded_client_only_from_a_truste
             await attempt("127.0.0.4", "nobody-3"),  # its own bucket, if told apart
             await attempt("127.0.0.5", "nobody-4", via=None),
         ]
-        sources = [record["source"] for record in running.audit("token.refused")]
+        sources = [record["source"] for record in running.audit("token.refused", 4)]
     if trusted:
         assert statuses == [401, 429, 401, 401]
         assert sources == ["127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
