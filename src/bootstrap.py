@@ -623,14 +623,24 @@ def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings)
 
 
+CLOSE_WITHIN = 1.0
+"""Seconds the Redis adapters get to end cleanly at shutdown (uvicorn allows two in all)."""
+
+
 async def close_adapters(container: Container) -> None:
-    """Let the networked adapters end cleanly (give back stream slots, close connections)."""
+    """Let the networked adapters end cleanly (give back stream slots, close connections).
+
+    A Redis that does not answer must not hold the shutdown past uvicorn's grace period: what
+    the adapters could not give back in :data:`CLOSE_WITHIN` seconds is left to expire there.
+    """
     settings: Settings = container.settings()
     if settings.redis_url:
-        for adapter in (container.event_bus(), container.stream_slots(), container.mailboxes()):
-            aclose = getattr(adapter, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        adapters = (container.event_bus(), container.stream_slots(), container.mailboxes())
+        closing = [aclose() for a in adapters if (aclose := getattr(a, "aclose", None))]
+        try:
+            await asyncio.wait_for(asyncio.gather(*closing), CLOSE_WITHIN)
+        except TimeoutError:
+            log.warning("Redis did not answer within %s s at shutdown; closed anyway", CLOSE_WITHIN)
         await container.redis().aclose()
     if settings.database_url:
         await container.client_store().close()

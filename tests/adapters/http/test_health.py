@@ -254,3 +254,14 @@ async def test_probes_and_scrapes_are_neither_logged_nor_counted(
     logged = [r for r in caplog.records if r.name == "calcmcp.access"]
     assert [r.fields["route"] for r in logged] == ["/"]  # type: ignore[attr-defined]
     assert label_values(page, "calcmcp_http_requests_total", "route") == {"/"}
+
+
+async def test_shutdown_is_not_held_up_by_a_redis_that_hangs(tmp_path: Path) -> None:
+    with silent_listener() as port:
+        context = serving(tmp_path, redis_url=f"redis://127.0.0.1:{port}/0")
+        client = await context.__aenter__()
+        status, _ = await ready(client)  # the adapters have tried to reach it
+        assert status == 503
+        started = time.perf_counter()
+        await context.__aexit__(None, None, None)
+        assert time.perf_counter() - started < 2.0  # uvicorn's grace period
