@@ -470,11 +470,7 @@ class Container(containers.DeclarativeContainer):
     )
     clients = providers.Singleton(LayeredClientRegistry, configured_clients, client_store)
     token_codec = providers.Singleton(jwt_token_codec, settings)
-    revocations = providers.Selector(
-        backend,
-        memory=providers.Singleton(MemoryRevocationList),
-        redis=providers.Singleton(shared, "RedisRevocationList", redis, settings),
-    )
+    revocations = by_backend(backend, MemoryRevocationList, "RedisRevocationList", redis, settings)
     rate_limiter = by_backend(
         backend,
         MemoryRateLimiter,
@@ -563,15 +559,9 @@ class Container(containers.DeclarativeContainer):
         RedeemStreamTicket, tickets=stream_tickets, revocations=revocations, clock=clock
     )
     recent_events = providers.Singleton(RecentEvents, events=event_bus)
-    sessions = providers.Selector(
-        backend,
-        memory=providers.Singleton(MemorySessionStore),
-        redis=providers.Singleton(shared, "RedisSessionStore", redis, settings),
-    )
-    mailboxes = providers.Selector(
-        backend,
-        memory=providers.Singleton(MemorySessionMailboxes),
-        redis=providers.Singleton(shared, "RedisSessionMailboxes", redis, settings),
+    sessions = by_backend(backend, MemorySessionStore, "RedisSessionStore", redis, settings)
+    mailboxes = by_backend(
+        backend, MemorySessionMailboxes, "RedisSessionMailboxes", redis, settings
     )
     mcp_server = providers.Singleton(
         McpServer,

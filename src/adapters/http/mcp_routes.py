@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar import Router, get
-from litestar.handlers import HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from src.adapters.http import mcp, mcp_sse
 from src.adapters.http.auth import bearer_auth
@@ -63,29 +63,13 @@ def mcp_routes(
 ) -> list[Router]:
     """The MCP routers: Streamable HTTP, and the legacy HTTP+SSE transport."""
     guard = transport_guard(settings)
-    legacy = LegacySse(services)
-    streamable = Router(
-        "/",
-        route_handlers=mcp.handlers(McpEndpoint(services, settings)),
-        middleware=[
-            guard,
-            bearer_auth(
-                authenticate=authenticate,
-                resource=settings.endpoint,
-                challenge=settings.challenge(settings.endpoint),
-            ),
-        ],
-    )
-    http_sse = Router(
-        "/",
-        route_handlers=mcp_sse.handlers(legacy),
-        middleware=[
-            guard,
-            bearer_auth(
-                authenticate=authenticate,
-                resource=settings.sse_endpoint,
-                challenge=settings.challenge(settings.sse_endpoint),
-            ),
-        ],
-    )
-    return [streamable, http_sse]
+
+    def guarded(handlers: Sequence[BaseRouteHandler], endpoint: str) -> Router:
+        challenge = settings.challenge(endpoint)
+        auth = bearer_auth(authenticate=authenticate, resource=endpoint, challenge=challenge)
+        return Router("/", route_handlers=handlers, middleware=[guard, auth])
+
+    return [
+        guarded(mcp.handlers(McpEndpoint(services, settings)), settings.endpoint),
+        guarded(mcp_sse.handlers(LegacySse(services)), settings.sse_endpoint),
+    ]

@@ -10,8 +10,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,9 @@ from src.bootstrap import Settings, configure_logging
 from tests.adapters.http.conftest import (
     DEV_ID,
     DEV_SECRET,
-    FixedClock,
     bearer,
-    make_container,
-    make_settings,
 )
-from tests.adapters.http.test_mcp_protocol import running
+from tests.adapters.http.test_mcp_protocol import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -44,13 +40,6 @@ def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="calcmcp.access")
     caplog.set_level(logging.INFO, logger="calcmcp.audit")
     return caplog
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Http]:
-    settings = make_settings(tmp_path / "data", **overrides)
-    async with running(make_container(settings, FixedClock())) as client:
-        yield client
 
 
 def lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[dict[str, Any]]:

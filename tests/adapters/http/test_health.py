@@ -12,16 +12,14 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.adapters.http.conftest import FixedClock, make_container, make_settings
-from tests.adapters.http.test_mcp_protocol import running
+from tests.adapters.http.test_mcp_protocol import serving
 from tests.contracts.redis_support import REDIS_URL, free_port, keyspace
 from tests.contracts.test_client_store import PG_URL
 from tests.metrics_support import label_values
@@ -31,14 +29,6 @@ pytestmark = pytest.mark.anyio
 Http = AsyncTestClient[Any]
 FAST = 1.0  # seconds: the issue's bound on a readiness answer, whatever hangs
 ERROR_KIND = re.compile(r"timeout|[A-Za-z]+")  # a class name or "timeout": never a message
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Http]:
-    """The app built by the real factory with ``overrides`` to the test settings."""
-    settings = make_settings(tmp_path / "data", **overrides)
-    async with running(make_container(settings, FixedClock())) as client:
-        yield client
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ from tests.adapters.http.conftest import (
     TIMEOUT,
     FixedClock,
     bearer,
+    make_container,
     make_settings,
 )
 
@@ -79,6 +80,15 @@ async def running(container: Container) -> AsyncIterator[Http]:
         app=app, base_url=PUBLIC_URL, raise_server_exceptions=False, timeout=TIMEOUT
     ) as test:
         yield test
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Http]:
+    """:func:`running` for an app of the test's own: the test settings with ``overrides``,
+    its data directory ``tmp_path / "data"``."""
+    settings = make_settings(tmp_path / "data", **overrides)
+    async with running(make_container(settings, FixedClock())) as client:
+        yield client
 
 
 @pytest.fixture

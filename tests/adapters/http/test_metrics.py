@@ -25,10 +25,7 @@ from tests.adapters.http.conftest import (
     EXTRA_CLIENTS,
     SSE_ONLY_ID,
     SSE_ONLY_SECRET,
-    FixedClock,
     bearer,
-    make_container,
-    make_settings,
 )
 from tests.adapters.http.test_mcp_protocol import (
     LATEST_HANDSHAKE,
@@ -45,6 +42,7 @@ from tests.adapters.http.test_mcp_protocol import (
     post_modern,
     request,
     running,
+    serving,
 )
 from tests.e2e.conftest import broadcast
 from tests.metrics_support import label_values, samples, value
@@ -66,14 +64,6 @@ async def http(container: Container) -> AsyncIterator[Http]:
     """The app, reached at its public URL (what MCP's host check wants)."""
     async with running(container) as test:
         yield test
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Http]:
-    """An app of the test's own, with ``overrides`` to the test settings."""
-    settings = make_settings(tmp_path / "own", **overrides)
-    async with running(make_container(settings, FixedClock())) as client:
-        yield client
 
 
 async def scrape(http: Http, **headers: str) -> str:
