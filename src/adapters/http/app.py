@@ -12,14 +12,14 @@ from litestar.di import Provide
 from litestar.response import Redirect
 
 from src.adapters.http import calculator, console, events, oauth, operations, token
-from src.adapters.http.auth import bearer_auth
+from src.adapters.http.auth import BearerPrincipal, bearer_auth
 from src.adapters.http.errors import EXCEPTION_HANDLERS
 from src.adapters.http.events import StreamOptions
 from src.adapters.http.mcp import McpServices
 from src.adapters.http.mcp_common import McpHttpSettings
 from src.adapters.http.mcp_routes import mcp_routes, protected_resource_metadata
 from src.adapters.http.observe import Observe
-from src.adapters.http.openapi import openapi_config
+from src.adapters.http.openapi import add_operations, openapi_config
 from src.adapters.http.sse import FrameCache
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
@@ -151,13 +151,18 @@ def create_app(
             docs,
             redoc,
             *console.handlers(),
-            token.token,
+            *token.handlers(services.issue_token),
             *oauth.handlers,
+            *calculator.handlers(
+                services.calculate,
+                principal=BearerPrincipal(
+                    authenticate=services.authenticate, resource=settings.resource
+                ),
+            ),
             # every route on this router needs a bearer token
             Router(
                 "/",
                 route_handlers=[
-                    *calculator.handlers(services.calculate),
                     events.events,
                     events.broadcast,
                     events.issue_ticket,
@@ -172,7 +177,6 @@ def create_app(
             ),
         ],
         dependencies={
-            "issue_token": _provide(services.issue_token),
             "revoke_token": _provide(services.revoke_token),
             "introspect_token": _provide(services.introspect_token),
             "public_keys": _provide(lambda: services.token_codec().public_keys()),
@@ -191,6 +195,11 @@ def create_app(
         logging_config=None,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
+    )
+    add_operations(
+        app,
+        {**token.path_items(), **calculator.path_items()},
+        {**token.SCHEMAS, **calculator.SCHEMAS},
     )
     # around the router, not on the routes: unmatched requests are counted and logged too
     app.asgi_handler = Observe(

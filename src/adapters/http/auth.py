@@ -1,13 +1,16 @@
 """Bearer-token authentication (RFC 6750 §2.1): the header only, never the URL.
 
-An ASGI middleware on the router of protected routes, so a route is protected by where it is
-registered, not by remembering a flag. Written as a plain ASGI callable rather than on Litestar's
-authentication middleware: that one re-checks exclusions and builds a connection object on every
-request, a tenth of a calculator request's time, and a route dependency would be resolved in a
-task group beside the handler's own.
+:class:`BearerPrincipal` turns a request's credential into the caller's principal, through the
+one :class:`Authenticate` use case. Two ways use it: :class:`BearerAuth`, an ASGI middleware on
+the router of protected routes (a route is protected by where it is registered), and the plain
+ASGI routes on the hot paths (``/calculator/*``, ``/mcp``), which call it first thing, since
+router middleware would wrap each of their calls in a second layer of exception handling.
+Neither is Litestar's authentication middleware: that one re-checks exclusions and builds a
+connection object on every request, a tenth of a calculator request's time.
 
 One credential may come in a URL, because it is not a token: ``GET /events`` accepts a stream
 ticket (short-lived, single-use) in its query, since a browser's ``EventSource`` sends no header.
+A ticket sent anywhere else is refused, not ignored.
 """
 
 from __future__ import annotations
@@ -79,6 +82,47 @@ def stream_ticket(scope: Scope) -> str | None:
     return tickets[0]
 
 
+class BearerPrincipal:
+    """The caller's :class:`Principal`, from a request's bearer token (or stream ticket).
+
+    Args:
+        authenticate: the use case that verifies a token.
+        resource: this route's resource URL, the audience its tokens must carry.
+        redeem_ticket: with it, ``GET /events`` also accepts a stream ticket.
+    """
+
+    __slots__ = ("_authenticate", "_redeem_ticket", "_resource")
+
+    def __init__(
+        self,
+        *,
+        authenticate: Callable[[], Authenticate],
+        resource: str,
+        redeem_ticket: Callable[[], RedeemStreamTicket] | None = None,
+    ) -> None:
+        self._authenticate = authenticate
+        self._resource = resource
+        self._redeem_ticket = redeem_ticket
+
+    async def __call__(self, scope: Scope) -> Principal:
+        """Authenticate the request.
+
+        Raises:
+            BearerRequestError: a malformed header, or a token or ticket where none may be.
+            ApplicationError: no credential, or one that does not verify.
+        """
+        # in a frame of its own: nothing here (the token, the command) stays referenced by the
+        # caller's frame while a long response (an event stream) runs
+        ticket = stream_ticket(scope)  # refuses a ticket sent anywhere but GET /events
+        if ticket is not None:
+            if self._redeem_ticket is None:
+                raise BearerRequestError("a ticket is accepted by GET /events only")
+            redeem = RedeemStreamTicketCommand(ticket=ticket, resource=self._resource)
+            return await self._redeem_ticket().execute(redeem)
+        command = AuthenticateCommand(token=bearer_token(scope), resource=self._resource)
+        return await self._authenticate().execute(command)
+
+
 class BearerAuth:
     """Sets ``scope["user"]`` (``request.user``) to the caller's :class:`Principal`."""
 
@@ -92,10 +136,10 @@ class BearerAuth:
         redeem_ticket: Callable[[], RedeemStreamTicket] | None = None,
     ) -> None:
         self._app = app
-        self._authenticate = authenticate
-        self._resource = resource
+        self._principal = BearerPrincipal(
+            authenticate=authenticate, resource=resource, redeem_ticket=redeem_ticket
+        )
         self._challenge = challenge
-        self._redeem_ticket = redeem_ticket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate, then hand over to the route."""
@@ -104,16 +148,6 @@ class BearerAuth:
                 scope[CHALLENGE] = self._challenge  # type: ignore[literal-required]
             scope["user"] = await self._principal(scope)
         await self._app(scope, receive, send)
-
-    async def _principal(self, scope: Scope) -> Principal:
-        # in a frame of its own: nothing here (the token, the command) stays referenced by the
-        # frame above while a long response (an event stream) runs
-        ticket = stream_ticket(scope) if self._redeem_ticket is not None else None
-        if ticket is not None and self._redeem_ticket is not None:
-            redeem = RedeemStreamTicketCommand(ticket=ticket, resource=self._resource)
-            return await self._redeem_ticket().execute(redeem)
-        command = AuthenticateCommand(token=bearer_token(scope), resource=self._resource)
-        return await self._authenticate().execute(command)
 
 
 def bearer_auth(

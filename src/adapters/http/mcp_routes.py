@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Router, get
-from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
+from litestar.types import ASGIApp
 
 from src.adapters.http import mcp, mcp_sse
-from src.adapters.http.auth import bearer_auth
+from src.adapters.http.auth import BearerAuth, bearer_auth
 from src.adapters.http.mcp import McpEndpoint, McpServices
-from src.adapters.http.mcp_common import McpHttpSettings, transport_guard
+from src.adapters.http.mcp_common import McpHttpSettings, TransportGuard, transport_guard
 from src.adapters.http.mcp_sse import LegacySse
 from src.application.authenticate import Authenticate
 
@@ -60,16 +61,29 @@ def mcp_routes(
     services: McpServices,
     settings: McpHttpSettings,
     authenticate: Callable[[], Authenticate],
-) -> list[Router]:
-    """The MCP routers: Streamable HTTP, and the legacy HTTP+SSE transport."""
-    guard = transport_guard(settings)
+) -> list[Router | ASGIRouteHandler]:
+    """The MCP routes: Streamable HTTP, and the legacy HTTP+SSE transport's router.
 
-    def guarded(handlers: Sequence[BaseRouteHandler], endpoint: str) -> Router:
-        challenge = settings.challenge(endpoint)
-        auth = bearer_auth(authenticate=authenticate, resource=endpoint, challenge=challenge)
-        return Router("/", route_handlers=handlers, middleware=[guard, auth])
+    ``/mcp`` is a plain ASGI route that checks the transport and authenticates inside: router
+    middleware would put a second layer of exception handling around every call.
+    """
 
+    def streamable(app: ASGIApp) -> ASGIApp:
+        challenge = settings.challenge(settings.endpoint)
+        auth = BearerAuth(
+            app, authenticate=authenticate, resource=settings.endpoint, challenge=challenge
+        )
+        return TransportGuard(auth, settings=settings)
+
+    challenge = settings.challenge(settings.sse_endpoint)
+    legacy_auth = bearer_auth(
+        authenticate=authenticate, resource=settings.sse_endpoint, challenge=challenge
+    )
     return [
-        guarded(mcp.handlers(McpEndpoint(services, settings)), settings.endpoint),
-        guarded(mcp_sse.handlers(LegacySse(services)), settings.sse_endpoint),
+        *mcp.handlers(McpEndpoint(services, settings), protect=streamable),
+        Router(
+            "/",
+            route_handlers=mcp_sse.handlers(LegacySse(services)),
+            middleware=[transport_guard(settings), legacy_auth],
+        ),
     ]

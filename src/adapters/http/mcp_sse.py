@@ -17,9 +17,10 @@ from litestar.params import QueryParameter
 from litestar.types import Receive, Scope, Send
 
 from src.adapters.http.mcp import McpServices
-from src.adapters.http.mcp_common import MAX_BODY, jsonrpc_reply, read_body
+from src.adapters.http.mcp_common import MAX_BODY, jsonrpc_reply
 from src.adapters.http.mcp_streams import SSE_HEADERS, frame
 from src.adapters.http.observe import metrics_of
+from src.adapters.http.plain import read_body
 from src.adapters.http.responses import AsgiReply, JsonBody
 from src.adapters.mcp import messages, versions
 from src.adapters.mcp.messages import INVALID_REQUEST, McpError
@@ -49,7 +50,7 @@ class LegacySse:
         if session is None or session.client_id != request.user.client_id:
             return jsonrpc_reply(McpError(INVALID_REQUEST, "Not Found: unknown session"), 404)
         try:
-            parsed = messages.parse(await read_body(request.receive))
+            parsed = messages.parse(await read_body(request.receive, MAX_BODY))
         except McpError as failure:
             return jsonrpc_reply(failure, 400)
         if isinstance(parsed, list):

@@ -18,7 +18,8 @@ from src.adapters.http.openapi import (
     response_spec,
 )
 from src.adapters.http.responses import JsonBody
-from src.adapters.http.token import NO_STORE_RAW, client_credentials, read_form
+from src.adapters.http.token import NO_STORE_RAW, Form, client_credentials, read_form
+from src.application.client_auth import ClientCredentials
 from src.application.errors import InvalidRequest
 from src.application.introspect_token import IntrospectToken, IntrospectTokenCommand
 from src.application.ports import AccessTokenClaims
@@ -75,6 +76,11 @@ def _introspection(claims: AccessTokenClaims | None, issuer: str) -> Introspecti
     )
 
 
+def _credentials(request: Request[Any, Any, Any], form: Form) -> ClientCredentials:
+    source = request.client.host if request.client else None
+    return client_credentials(request.headers.get("authorization"), source, form)
+
+
 def _token_parameter(form: Any) -> str:
     token: str | None = form.get("token")
     if token is None:
@@ -98,9 +104,9 @@ def _token_parameter(form: Any) -> str:
 )
 async def revoke(request: Request[Any, Any, Any], revoke_token: Injected[RevokeToken]) -> JsonBody:
     """Revoke a token."""
-    form = read_form(request, await request.body())
+    form = read_form(request.headers.get("content-type"), await request.body())
     command = RevokeTokenCommand(
-        credentials=client_credentials(request, form), token=_token_parameter(form)
+        credentials=_credentials(request, form), token=_token_parameter(form)
     )
     await revoke_token.execute(command)
     return JsonBody(b"{}", headers=NO_STORE_RAW)
@@ -123,9 +129,9 @@ async def introspect(
     metadata: Injected[ServerMetadata],
 ) -> JsonBody:
     """Introspect a token."""
-    form = read_form(request, await request.body())
+    form = read_form(request.headers.get("content-type"), await request.body())
     command = IntrospectTokenCommand(
-        credentials=client_credentials(request, form), token=_token_parameter(form)
+        credentials=_credentials(request, form), token=_token_parameter(form)
     )
     claims = await introspect_token.execute(command)
     body = msgspec.json.encode(_introspection(claims, metadata.issuer))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, Router
+from litestar import Litestar, Response, Router
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -14,8 +16,11 @@ from litestar.openapi.spec import (
     OAuthFlow,
     OAuthFlows,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
+    PathItem,
+    Reference,
     RequestBody,
     Schema,
     SecurityScheme,
@@ -23,19 +28,9 @@ from litestar.openapi.spec import (
 )
 
 from src.adapters.http.errors import OAuthError, Problem, problem
-from src.adapters.http.wire import TokenResponse
 
 SCHEME = "oauth2"
 Number = Annotated[float, msgspec.Meta(description="A JSON number, written from the exact decimal")]
-
-
-class Calculation(msgspec.Struct):
-    """A calculator result, as documented (the wire carries exact decimals as JSON numbers)."""
-
-    operation: Literal["add", "subtract", "multiply", "divide"]
-    a: Number
-    b: Number
-    result: Number
 
 
 CALCULATOR_SECURITY: list[dict[str, list[str]]] = [{SCHEME: ["calculator"]}]
@@ -65,20 +60,48 @@ def problem_spec(description: str) -> ResponseSpec:
     return response_spec(Problem, description, media_type="application/problem+json")
 
 
+def reference(schema: str) -> Reference:
+    """A reference to one of the document's component schemas."""
+    return Reference(ref=f"#/components/schemas/{schema}")
+
+
+def written_response(
+    description: str, schema: str, media_type: str = "application/json"
+) -> OpenAPIResponse:
+    """A response documented by hand (for a route Litestar does not document), by schema name."""
+    return OpenAPIResponse(
+        description=description,
+        content={media_type: OpenAPIMediaType(schema=reference(schema))},
+    )
+
+
+def written_problem(description: str) -> OpenAPIResponse:
+    """A problem-details response documented by hand."""
+    return written_response(description, "Problem", "application/problem+json")
+
+
+def add_operations(app: Litestar, paths: dict[str, PathItem], schemas: dict[str, Schema]) -> None:
+    """Add operations Litestar does not write (ASGI routes') to ``app``'s OpenAPI document.
+
+    Litestar builds the document once, from its HTTP routes, and serves that very object: these
+    are added to it before the first request, with the component ``schemas`` they name. A
+    schema they refer to that the document does not have stops the application here.
+    """
+    document = app.openapi_schema
+    document.paths = {**(document.paths or {}), **paths}
+    found = {**schemas, **(document.components.schemas or {})}
+    document.components.schemas = dict(sorted(found.items()))
+    written = json.dumps({path: item.to_schema() for path, item in paths.items()})
+    missing = set(re.findall(r'"#/components/schemas/([^"]+)"', written)) - set(found)
+    if missing:
+        raise RuntimeError(f"the OpenAPI document has no schema {', '.join(sorted(missing))}")
+
+
 def bearer_responses() -> dict[int, ResponseSpec]:
     """The refusals every bearer-protected route may answer with."""
     return {
         401: problem_spec("Missing or invalid access token (`WWW-Authenticate: Bearer`)"),
         403: problem_spec("The token lacks the scope this route needs"),
-    }
-
-
-def calculator_responses() -> dict[int, ResponseSpec]:
-    """The calculator's documented responses."""
-    return {
-        200: response_spec(Calculation, "The exact result"),
-        400: problem_spec("An operand is invalid or out of range, or division by zero"),
-        **bearer_responses(),
     }
 
 
@@ -93,15 +116,25 @@ def oauth_responses(ok: Any, description: str) -> dict[int, ResponseSpec]:
     }
 
 
-def token_responses() -> dict[int, ResponseSpec]:
-    """The token endpoint's documented responses."""
-    return oauth_responses(TokenResponse, "An access token (no-store)")
-
-
 CLIENT_FIELDS = {
     "client_id": "The client's id (or use HTTP Basic)",
     "client_secret": "The client's secret (or use HTTP Basic)",
 }
+
+
+def form_body(fields: dict[str, str], required: tuple[str, ...]) -> RequestBody:
+    """A documented ``application/x-www-form-urlencoded`` body of string ``fields``."""
+    schema = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            name: Schema(type=OpenAPIType.STRING, description=text) for name, text in fields.items()
+        },
+        required=list(required),
+    )
+    return RequestBody(
+        content={"application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema)},
+        required=True,
+    )
 
 
 def form_operation(fields: dict[str, str], required: tuple[str, ...]) -> type[Operation]:
@@ -110,17 +143,7 @@ def form_operation(fields: dict[str, str], required: tuple[str, ...]) -> type[Op
     The OAuth endpoints parse their ``application/x-www-form-urlencoded`` body by hand (to
     refuse repeated parameters and bad encodings the RFC way), so Litestar cannot infer it.
     """
-    schema = Schema(
-        type=OpenAPIType.OBJECT,
-        properties={
-            name: Schema(type=OpenAPIType.STRING, description=text) for name, text in fields.items()
-        },
-        required=list(required),
-    )
-    body = RequestBody(
-        content={"application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema)},
-        required=True,
-    )
+    body = form_body(fields, required)
 
     @dataclass
     class FormOperation(Operation):
@@ -143,7 +166,9 @@ def openapi_config(*, title: str, version: str, scopes: dict[str, str]) -> OpenA
     flows = OAuthFlows(client_credentials=OAuthFlow(token_url="/token", scopes=scopes))
     swagger_oauth: dict[str, Any] = {"clientId": "", "scopes": " ".join(scopes)}
     return OpenAPIConfig(
-        openapi_router=Router("/schema", route_handlers=[], after_request=_json_not_found),
+        openapi_router=Router(
+            "/schema", route_handlers=[], after_request=_json_not_found, include_in_schema=False
+        ),
         title=title,
         version=version,
         description=DESCRIPTION,

@@ -21,7 +21,8 @@ class AsgiReply:
 
 
 class JsonBody(AsgiReply):
-    """Sends ``body`` as a complete ``application/json`` response (no body: no content type)."""
+    """Sends ``body`` as a complete ``application/json`` response (no body: no content type;
+    a 204: no ``Content-Length`` either, RFC 9110 §8.6)."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -41,7 +42,7 @@ class JsonBody(AsgiReply):
                 "status": self.status,
                 "headers": [
                     *((b"content-type", b"application/json"),) * bool(body),
-                    (b"content-length", b"%d" % len(body)),
+                    *((b"content-length", b"%d" % len(body)),) * (self.status != 204),
                     *self.headers,
                 ],
             }

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
-from litestar import Request, post
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.openapi.spec import OpenAPIType, Operation, PathItem, Schema
+from litestar.types import Receive, Scope, Send
 
-from src.adapters.http.di import Injected
-from src.adapters.http.errors import NO_STORE
-from src.adapters.http.openapi import CLIENT_FIELDS, form_operation, token_responses
+from src.adapters.http.errors import NO_STORE, OAUTH_OPT
+from src.adapters.http.openapi import (
+    CLIENT_FIELDS,
+    form_body,
+    written_problem,
+    written_response,
+)
+from src.adapters.http.plain import headers_named, read_body, refuse_unless_post
 from src.adapters.http.responses import JsonBody
 from src.adapters.http.wire import TokenResponse
 from src.application.client_auth import ClientCredentials
@@ -20,6 +28,8 @@ from src.application.errors import InvalidRequest
 from src.application.issue_token import IssueToken, IssueTokenCommand, TokenGrant
 
 FORM = "application/x-www-form-urlencoded"
+MAX_FORM = 64 * 1024
+OAUTH_ERROR = "OAuthError"
 MAX_FIELDS = 32
 REPEATABLE = frozenset({"resource"})  # RFC 8707 §2: several resources may be requested
 NO_STORE_RAW = tuple((k.lower().encode(), v.encode()) for k, v in NO_STORE.items())
@@ -50,9 +60,9 @@ class Form:
         return name in self._values
 
 
-def read_form(request: Request[Any, Any, Any], body: bytes) -> Form:
+def read_form(content_type: str | None, body: bytes) -> Form:
     """Parse a form body strictly: right media type, UTF-8, no repeated parameter."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise InvalidRequest(f"the request body must be {FORM}")
     try:
@@ -68,10 +78,9 @@ def read_form(request: Request[Any, Any, Any], body: bytes) -> Form:
     return Form(pairs)
 
 
-def client_credentials(request: Request[Any, Any, Any], form: Form) -> ClientCredentials:
-    """The client's id and secret, from HTTP Basic or from the form (never both), and address."""
-    source = request.client.host if request.client else None
-    header = request.headers.get("authorization")
+def client_credentials(header: str | None, source: str | None, form: Form) -> ClientCredentials:
+    """The client's id and secret, from HTTP Basic (``header``, the ``Authorization`` sent) or
+    from the form (never both), and the address (``source``) they came from."""
     if header is None:
         return ClientCredentials(
             client_id=form.get("client_id"), client_secret=form.get("client_secret"), source=source
@@ -106,39 +115,81 @@ def token_response(grant: TokenGrant) -> JsonBody:
     return JsonBody(msgspec.json.encode(body), headers=NO_STORE_RAW)
 
 
-@post(
-    "/token",
-    status_code=200,
-    tags=["OAuth 2.0"],
-    summary="Get an access token (client credentials)",
-    description=(
-        "RFC 6749 §4.4 client-credentials grant. Send an `application/x-www-form-urlencoded` body "
-        "with `grant_type=client_credentials`, optional `scope` (space-separated; default: all "
-        "the client's scopes), optional `resource` (RFC 8707: where the token will be used; "
-        "default: this server's API), and authenticate with HTTP Basic or with `client_id` and "
-        "`client_secret` in the form. Errors follow RFC 6749 §5.2; too many attempts get 429 "
-        "with `Retry-After`."
-    ),
-    request_max_body_size=64 * 1024,
-    oauth_errors=True,
-    responses=token_responses(),
-    operation_class=form_operation(
-        {
-            "grant_type": "Must be `client_credentials`",
-            "scope": "Space-separated scopes (default: all the client's)",
-            "resource": "Where the token will be used (RFC 8707; repeatable)",
-            **CLIENT_FIELDS,
+def handlers(issue_token: Callable[[], IssueToken]) -> list[ASGIRouteHandler]:
+    """``POST /token``, a plain ASGI route (see :mod:`src.adapters.http.plain`) answering errors
+    the RFC 6749 way (its ``oauth_errors`` option), documented by :func:`path_items`."""
+
+    @asgi("/token", is_mount=False, copy_scope=False, opt={OAUTH_OPT: True})
+    async def token(scope: Scope, receive: Receive, send: Send) -> None:
+        if not await refuse_unless_post(scope, receive, send):
+            return
+        headers = headers_named(scope, (b"content-type", b"authorization"))
+        form = read_form(headers.get(b"content-type"), await read_body(receive, MAX_FORM))
+        client = scope.get("client")
+        credentials = client_credentials(
+            headers.get(b"authorization"), client[0] if client else None, form
+        )
+        command = IssueTokenCommand(
+            grant_type=form.get("grant_type"),
+            credentials=credentials,
+            scope=form.get("scope"),
+            resources=form.all("resource"),
+        )
+        reply = token_response(await issue_token().execute(command))
+        await reply(scope, receive, send)
+
+    return [token]
+
+
+TOKEN_RESPONSE = "TokenResponse"
+SCHEMAS = {
+    TOKEN_RESPONSE: Schema(
+        title=TOKEN_RESPONSE,
+        type=OpenAPIType.OBJECT,
+        properties={
+            "access_token": Schema(type=OpenAPIType.STRING),
+            "token_type": Schema(type=OpenAPIType.STRING),
+            "expires_in": Schema(type=OpenAPIType.INTEGER),
+            "scope": Schema(type=OpenAPIType.STRING),
         },
-        ("grant_type",),
-    ),
-)
-async def token(request: Request[Any, Any, Any], issue_token: Injected[IssueToken]) -> JsonBody:
-    """Issue an access token."""
-    form = read_form(request, await request.body())
-    command = IssueTokenCommand(
-        grant_type=form.get("grant_type"),
-        credentials=client_credentials(request, form),
-        scope=form.get("scope"),
-        resources=form.all("resource"),
+        required=["access_token", "expires_in", "scope", "token_type"],
     )
-    return token_response(await issue_token.execute(command))
+}
+"""The component schemas the token operation refers to (its errors' are the other OAuth
+endpoints')."""
+
+
+def path_items() -> dict[str, PathItem]:
+    """``POST /token``, documented as :func:`handlers` serves it."""
+    operation = Operation(
+        tags=["OAuth 2.0"],
+        summary="Get an access token (client credentials)",
+        description=(
+            "RFC 6749 §4.4 client-credentials grant. Send an "
+            "`application/x-www-form-urlencoded` body with `grant_type=client_credentials`, "
+            "optional `scope` (space-separated; default: all the client's scopes), optional "
+            "`resource` (RFC 8707: where the token will be used; default: this server's API), "
+            "and authenticate with HTTP Basic or with `client_id` and `client_secret` in the "
+            "form. Errors follow RFC 6749 §5.2; too many attempts get 429 with `Retry-After`."
+        ),
+        operation_id="TokenToken",
+        request_body=form_body(
+            {
+                "grant_type": "Must be `client_credentials`",
+                "scope": "Space-separated scopes (default: all the client's)",
+                "resource": "Where the token will be used (RFC 8707; repeatable)",
+                **CLIENT_FIELDS,
+            },
+            ("grant_type",),
+        ),
+        responses={
+            "200": written_response("An access token (no-store)", TOKEN_RESPONSE),
+            "400": written_response("RFC 6749 §5.2 error", OAUTH_ERROR),
+            "401": written_response("Client authentication failed", OAUTH_ERROR),
+            "413": written_problem(f"The body is larger than {MAX_FORM} bytes"),
+            "429": written_response(
+                "Too many attempts (`slow_down`); see `Retry-After`", OAUTH_ERROR
+            ),
+        },
+    )
+    return {"/token": PathItem(post=operation)}

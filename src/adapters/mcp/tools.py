@@ -134,8 +134,11 @@ class Tools:
                 structured = await self._run_calculation(principal, tool.name, arguments)
         except (DomainError, _ArgumentError) as refusal:
             return {"content": [{"type": "text", "text": str(refusal)}], "isError": True}
-        text = encoder.encode(structured).decode()
-        return {"content": [{"type": "text", "text": text}], "structuredContent": structured}
+        encoded = encoder.encode(structured)  # once: the text is the structured content's JSON
+        return {
+            "content": [{"type": "text", "text": encoded.decode()}],
+            "structuredContent": msgspec.Raw(encoded),
+        }
 
     async def _run_calculation(
         self, principal: Principal, name: str, arguments: dict[str, msgspec.Raw]

@@ -292,7 +292,13 @@ async def test_a_100_kb_body_operand_is_refused_quickly(
     response = await client.post("/calculator/multiply", content=body, headers=bearer(token))
 
     assert time.monotonic() - started < 1.0
-    assert_problem(response, 413, None, "Request Entity Too Large", "Request Entity Too Large")
+    assert_problem(
+        response,
+        413,
+        None,
+        "Request Entity Too Large",
+        "the request body is larger than 4096 bytes",
+    )
 
 
 @pytest.mark.parametrize(
@@ -370,8 +376,30 @@ async def test_get_is_not_allowed(client: AsyncTestClient[Any], token: str) -> N
     response = await client.get("/calculator/add?a=1&b=2", headers=bearer(token))
 
     assert_problem(response, 405, None, "Method Not Allowed", "Method Not Allowed")
-    # Litestar builds the list from a set: the order is not fixed
-    assert set(response.headers["allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert response.headers["allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "PUT", "DELETE", "PATCH"])
+async def test_other_methods_are_not_allowed_before_any_token_is_checked(
+    client: AsyncTestClient[Any], method: str
+) -> None:
+    response = await client.request(method, "/calculator/add?a=1&b=2")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST, OPTIONS"
+    assert "www-authenticate" not in response.headers
+
+
+async def test_options_answers_the_allowed_methods_without_a_token(
+    client: AsyncTestClient[Any],
+) -> None:
+    # a CORS preflight carries no credentials: it is answered, not challenged
+    response = await client.options("/calculator/divide")
+
+    assert response.status_code == 204
+    assert response.headers["allow"] == "POST, OPTIONS"
+    assert "content-length" not in response.headers
+    assert response.content == b""
 
 
 # --- bearer authentication (RFC 6750) ------------------------------------------------------

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Operation, PathItem
 from litestar.testing import AsyncTestClient
+
+from src.adapters.http.openapi import add_operations, written_response
 
 pytestmark = pytest.mark.anyio
 
@@ -103,11 +110,53 @@ async def test_the_token_endpoint_is_documented_without_security(
     operation = document["paths"]["/token"]["post"]
 
     assert "security" not in operation
-    assert {"200", "400", "401"} <= set(operation["responses"])
+    assert set(operation["responses"]) == {"200", "400", "401", "413", "429"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TokenResponse"
+    }
+    assert document["components"]["schemas"]["TokenResponse"]["required"] == [
+        "access_token",
+        "expires_in",
+        "scope",
+        "token_type",
+    ]
+
+
+@pytest.mark.parametrize("path", CALCULATOR_PATHS)
+async def test_calculator_operations_document_both_ways_to_send_operands(
+    document: dict[str, Any], path: str
+) -> None:
+    operation = document["paths"][path]["post"]
+
+    assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
+        ("a", "query", False),
+        ("b", "query", False),
+    ]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["a", "b"]
+    assert body["additionalProperties"] is False
+    assert operation["responses"]["413"]["description"] == "The body is larger than 4096 bytes"
+
+
+async def test_every_schema_the_document_refers_to_is_in_it(document: dict[str, Any]) -> None:
+    referred = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document)))
+
+    assert referred
+    assert referred <= set(document["components"]["schemas"])
+
+
+def test_an_operation_naming_a_missing_schema_stops_the_application() -> None:
+    app = Litestar(route_handlers=[], openapi_config=OpenAPIConfig(title="t", version="1"))
+    orphan = PathItem(post=Operation(responses={"200": written_response("ok", "Nowhere")}))
+
+    with pytest.raises(RuntimeError, match="the OpenAPI document has no schema Nowhere"):
+        add_operations(app, {"/orphan": orphan}, {})
 
 
 async def test_undocumented_routes_stay_out_of_the_document(document: dict[str, Any]) -> None:
     assert not {"/", "/docs", "/redoc"} & set(document["paths"])
+    # nor the documentation's own pages
+    assert not [path for path in document["paths"] if path.startswith("/schema")]
 
 
 @pytest.mark.parametrize(

@@ -546,6 +546,25 @@ async def test_a_failed_authentication_costs_five_even_when_the_bucket_is_low(
     assert after.status_code == 429
 
 
+# --- methods -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_only_post_is_allowed(client: AsyncTestClient[Any], method: str) -> None:
+    response = await client.request(method, "/token")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST, OPTIONS"
+    assert response.json()["title"] == "Method Not Allowed"
+
+
+async def test_options_answers_the_allowed_methods(client: AsyncTestClient[Any]) -> None:
+    response = await client.options("/token")
+
+    assert response.status_code == 204
+    assert response.headers["allow"] == "POST, OPTIONS"
+
+
 # --- size ----------------------------------------------------------------------------------
 
 
@@ -562,7 +581,7 @@ async def test_a_one_megabyte_body_is_refused_with_413(client: AsyncTestClient[A
         "type": "about:blank",
         "title": "Request Entity Too Large",
         "status": 413,
-        "detail": "Request Entity Too Large",
+        "detail": "the request body is larger than 65536 bytes",
     }
 
 
