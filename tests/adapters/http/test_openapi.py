@@ -146,7 +146,10 @@ async def test_every_schema_the_document_refers_to_is_in_it(document: dict[str, 
 
 
 def test_an_operation_naming_a_missing_schema_stops_the_application() -> None:
-    app = Litestar(route_handlers=[], openapi_config=OpenAPIConfig(title="t", version="1"))
+    # no logging config: Litestar's default would replace the root logger's handlers
+    app = Litestar(
+        route_handlers=[], openapi_config=OpenAPIConfig(title="t", version="1"), logging_config=None
+    )
     orphan = PathItem(post=Operation(responses={"200": written_response("ok", "Nowhere")}))
 
     with pytest.raises(RuntimeError, match="the OpenAPI document has no schema Nowhere"):
