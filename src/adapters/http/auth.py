@@ -1,10 +1,10 @@
 """Bearer-token authentication (RFC 6750 §2.1): the header only, never the URL.
 
 :class:`BearerPrincipal` turns a request's credential into the caller's principal, through the
-one :class:`Authenticate` use case. Two ways use it: :class:`BearerAuth`, an ASGI middleware on
-the router of protected routes (a route is protected by where it is registered), and the plain
-ASGI routes on the hot paths (``/calculator/*``, ``/mcp``), which call it first thing, since
-router middleware would wrap each of their calls in a second layer of exception handling.
+one :class:`Authenticate` use case. :class:`BearerAuth` runs it as an ASGI middleware: on the
+router of protected routes (a route is protected by where it is registered), and wrapped around
+the plain ASGI route ``/mcp`` itself; the calculator routes call it first thing. Router
+middleware would wrap each call of those hot routes in a second layer of exception handling.
 Neither is Litestar's authentication middleware: that one re-checks exclusions and builds a
 connection object on every request, a tenth of a calculator request's time.
 

@@ -2,10 +2,10 @@
 
 ``/token``, ``/calculator/*`` and ``/mcp`` are ASGI routes: Litestar's machinery around a
 handler (a request object, signature parsing, dependency resolution, response building, an exit
-stack) would cost them a fifth to a third of their time (bench/README.md, "Where a request's
-time goes"). What they still need of it is here: the method check, headers read in one pass,
-and a body read within a limit. Their OpenAPI operations are written by hand too
-(:func:`src.adapters.http.openapi.add_operations`), since Litestar documents no ASGI route.
+stack) cost the calculator a third of its time and the token endpoint more (bench/README.md,
+"Where a request's time goes"). What they still need of it is here: the method check, headers
+read in one pass, and a body read within a limit. Their OpenAPI operations are written by hand
+too (:func:`src.adapters.http.openapi.add_operations`), since Litestar documents no ASGI route.
 """
 
 from __future__ import annotations
