@@ -34,6 +34,18 @@ CLIENTS = json.dumps(
 TIMEOUT = httpx.Timeout(5.0)
 START_TIMEOUT = 20.0
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+SEED_TOKEN_BODY = (
+    b"grant_type=client_credentials&client_id=example_client_id"
+    b"&client_secret=example_client_secret&scope=calculator+sse"
+)
+"""The seed README's token request, byte for byte."""
+SEED_CALCULATIONS = [
+    ("/calculator/add?a=5&b=3", b'{"operation":"add","a":5,"b":3,"result":8}'),
+    ("/calculator/subtract?a=10&b=4", b'{"operation":"subtract","a":10,"b":4,"result":6}'),
+    ("/calculator/multiply?a=6&b=7", b'{"operation":"multiply","a":6,"b":7,"result":42}'),
+    ("/calculator/divide?a=20&b=5", b'{"operation":"divide","a":20,"b":5,"result":4}'),
+]
+"""The seed README's four calculator curls and the exact bodies they answer."""
 
 
 @dataclass
@@ -75,11 +87,15 @@ def _wait_until_up(server: Server) -> None:
 
 def stop(server: Server) -> None:
     """Terminate the server (SIGTERM, then SIGKILL after 5 s) and reap it."""
-    process = server.process
+    terminate(server.process)
+
+
+def terminate(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM ``process``, SIGKILL it if it has not ended within ``grace`` s, and reap it."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
@@ -268,6 +284,14 @@ class EventStreamReader:
         block = await self.next_block(timeout)
         assert block is not None, "the stream ended"
         return block
+
+    async def next_fields(self, timeout: float = 5.0) -> Block:
+        """The next block with fields (keep-alive comments are skipped)."""
+        with anyio.fail_after(timeout):
+            while True:
+                block = await self.next_event(timeout)
+                if block.fields:
+                    return block
 
 
 @asynccontextmanager

@@ -26,7 +26,6 @@ from tests.e2e.conftest import (
     DEV_SECRET,
     TIMEOUT,
     Block,
-    EventStreamReader,
     Server,
     bearer,
     broadcast,
@@ -69,15 +68,6 @@ def server(redis_server: RedisServer, tmp_path: Path) -> Iterator[Server]:
 
 def persistent(redis: RedisServer) -> bool:
     return bool(redis._persist)
-
-
-async def next_event(stream: EventStreamReader, timeout: float = 5.0) -> Block:
-    """The next block with fields (keep-alive comments are skipped)."""
-    with anyio.fail_after(timeout):
-        while True:
-            block = await stream.next_event(timeout)
-            if block.fields:
-                return block
 
 
 def assert_unavailable(response: httpx.Response) -> None:
@@ -149,10 +139,10 @@ async def resumed(
     while True:
         async with open_stream(http, token, params=ONLY_BROADCASTS, headers=headers) as stream:
             notices: list[Block] = []
-            block = await next_event(stream)
+            block = await stream.next_fields()
             while block.id is None and block.event == "reset":
                 notices.append(block)
-                block = await next_event(stream)
+                block = await stream.next_fields()
             if block.event == "end":
                 assert block.data["reason"] == "unavailable", block.data
                 assert time.monotonic() < deadline, "the event stream did not come back"
@@ -160,10 +150,10 @@ async def resumed(
                 continue
             events = [block]
             while len(events) < count:
-                events.append(await next_event(stream))
+                events.append(await stream.next_fields())
             # and nothing more was queued: the next event is a live one
             live = await broadcast(http, token, "live")
-            assert (await next_event(stream)).id == live
+            assert (await stream.next_fields()).id == live
             return notices, events
 
 
@@ -175,10 +165,10 @@ async def test_a_redis_restart_ends_streams_refuses_writes_and_loses_nothing_ack
         mcp = await mcp_token(http, server)
         async with open_stream(http, token, params=ONLY_BROADCASTS) as stream:
             seen = await broadcast(http, token, "seen")
-            assert (await next_event(stream)).id == seen
+            assert (await stream.next_fields()).id == seen
             # acknowledged, but lost in flight as far as the client knows
             unseen = await broadcast(http, token, "unseen")
-            assert (await next_event(stream)).id == unseen
+            assert (await stream.next_fields()).id == unseen
 
             warm = await call_add_over_mcp(http, mcp)  # its token is known "not revoked" for 1 s
             assert warm.status_code == 200, warm.text

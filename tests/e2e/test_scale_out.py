@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -42,9 +41,10 @@ from tests.e2e.conftest import (
     DEV_SECRET,
     FORM,
     REPO,
+    SEED_CALCULATIONS,
+    SEED_TOKEN_BODY,
     START_TIMEOUT,
     TIMEOUT,
-    Block,
     EventStreamReader,
     Server,
     bearer,
@@ -53,6 +53,7 @@ from tests.e2e.conftest import (
     get_token,
     open_stream,
     start_server,
+    terminate,
 )
 
 pytestmark = pytest.mark.anyio
@@ -153,15 +154,6 @@ async def clients(
         yield a, b
 
 
-async def next_event(stream: EventStreamReader, timeout: float = 5.0) -> Block:
-    """The next block with fields (keep-alive comments are skipped)."""
-    with anyio.fail_after(timeout):
-        while True:
-            block = await stream.next_event(timeout)
-            if block.fields:
-                return block
-
-
 async def mcp_token(client: httpx.AsyncClient, endpoint: str) -> str:
     """A token of the development client for the MCP endpoint ``endpoint`` (``mcp``, ``sse``)."""
     form = {
@@ -210,7 +202,7 @@ async def test_a_broadcast_on_either_instance_reaches_the_streams_of_both(pair: 
             for sender, name in ((a, "A"), (b, "B")):
                 event_id = await broadcast(sender, token, f"hello from {name}")
                 for stream in (on_a, on_b):
-                    event = await next_event(stream)
+                    event = await stream.next_fields()
                     assert (event.id, event.event) == (event_id, "broadcast")
                     assert event.data["message"] == f"hello from {name}"
 
@@ -223,7 +215,7 @@ async def test_a_subscriber_resumes_on_the_other_instance_with_exactly_the_misse
         only = {"types": "broadcast"}
         async with open_stream(a, token, params=only) as on_a:
             last_seen = await broadcast(a, token, "before leaving")
-            assert (await next_event(on_a)).id == last_seen
+            assert (await on_a.next_fields()).id == last_seen
 
         missed = [
             (await broadcast((a, b)[n % 2], token, f"missed {n}"), f"missed {n}") for n in range(5)
@@ -231,13 +223,13 @@ async def test_a_subscriber_resumes_on_the_other_instance_with_exactly_the_misse
 
         resume = {"Last-Event-ID": last_seen}
         async with open_stream(b, token, params=only, headers=resume) as on_b:
-            replayed = [await next_event(on_b) for _ in missed]
+            replayed = [await on_b.next_fields() for _ in missed]
             assert [(e.id, e.event, e.data["message"]) for e in replayed] == [
                 (event_id, "broadcast", message) for event_id, message in missed
             ]
             # nothing else was queued before the live edge: the next event is the next broadcast
             live = await broadcast(a, token, "back again")
-            after = await next_event(on_b)
+            after = await on_b.next_fields()
             assert (after.id, after.data["message"]) == (live, "back again")
 
 
@@ -336,7 +328,7 @@ async def test_a_legacy_sse_session_answers_on_the_stream_whichever_instance_is_
         async with a.stream("GET", "/sse", headers=headers) as response:
             assert response.status_code == 200
             stream = EventStreamReader(response)
-            endpoint = await next_event(stream)
+            endpoint = await stream.next_fields()
             assert endpoint.event == "endpoint"
             path = endpoint.one("data")
             assert path is not None
@@ -347,7 +339,7 @@ async def test_a_legacy_sse_session_answers_on_the_stream_whichever_instance_is_
                 assert posted.status_code == 202, posted.text
                 if "id" not in message:
                     return None
-                answer = await next_event(stream)
+                answer = await stream.next_fields()
                 assert answer.event == "message"
                 reply = answer.data
                 assert reply["id"] == message["id"], reply
@@ -408,7 +400,7 @@ async def test_a_token_revoked_on_one_instance_is_refused_by_the_other_within_a_
             assert 'error="invalid_token"' in refusal.headers["www-authenticate"]
 
             # the stream B holds for it ends too (its token is checked every second)
-            end = await next_event(on_b, timeout=5)
+            end = await on_b.next_fields(timeout=5)
             assert end.event == "end"
             assert end.id is None
             assert end.data["reason"] == "revoked"
@@ -596,12 +588,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]
         yield process, port
     finally:
         workers = children(process.pid)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process, grace=10)
         for worker in workers:  # the supervisor stops its workers; none may outlive the test
             assert not Path(f"/proc/{worker}").exists() or _zombie(worker), f"worker {worker} left"
 
@@ -613,12 +600,6 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-SEED_TOKEN_BODY = (
-    b"grant_type=client_credentials&client_id=example_client_id"
-    b"&client_secret=example_client_secret&scope=calculator+sse"
-)
-
-
 async def test_serve_with_two_workers_on_redis_serves_the_seed_walk_through(
     two_workers: tuple[subprocess.Popen[bytes], int],
 ) -> None:
@@ -628,12 +609,7 @@ async def test_serve_with_two_workers_on_redis_serves_the_seed_walk_through(
         granted = await http.post("/token", content=SEED_TOKEN_BODY, headers=FORM)
         assert granted.status_code == 200, granted.text
         token = granted.json()["access_token"]
-        for path, body in [
-            ("/calculator/add?a=5&b=3", b'{"operation":"add","a":5,"b":3,"result":8}'),
-            ("/calculator/subtract?a=10&b=4", b'{"operation":"subtract","a":10,"b":4,"result":6}'),
-            ("/calculator/multiply?a=6&b=7", b'{"operation":"multiply","a":6,"b":7,"result":42}'),
-            ("/calculator/divide?a=20&b=5", b'{"operation":"divide","a":20,"b":5,"result":4}'),
-        ]:
+        for path, body in SEED_CALCULATIONS:
             response = await http.post(path, headers=bearer(token))
             assert (response.status_code, response.content) == (200, body), path
 
@@ -654,7 +630,7 @@ async def test_serve_with_two_workers_on_redis_serves_the_seed_walk_through(
             receipt = sent.json()
             assert receipt == {"status": "Message broadcast", "event_id": receipt["event_id"]}
             for stream in streams:
-                event = await next_event(stream)
+                event = await stream.next_fields()
                 assert (event.id, event.event) == (receipt["event_id"], "broadcast")
                 assert event.data["message"] == "Hello World"
 

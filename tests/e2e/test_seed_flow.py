@@ -11,14 +11,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import DEV_ID, FORM, Server, bearer, open_stream
+from tests.e2e.conftest import (
+    DEV_ID,
+    FORM,
+    SEED_CALCULATIONS,
+    SEED_TOKEN_BODY,
+    Server,
+    bearer,
+    open_stream,
+)
 
 pytestmark = pytest.mark.anyio
 
-SEED_TOKEN_BODY = (
-    b"grant_type=client_credentials&client_id=example_client_id"
-    b"&client_secret=example_client_secret&scope=calculator+sse"
-)
 EVENT_ID = re.compile(r"\d+-\d+")
 
 
@@ -37,12 +41,7 @@ async def test_the_seed_readme_flow(http: httpx.AsyncClient) -> None:
     token = grant["access_token"]
 
     # the four calculator curls
-    for path, body in [
-        ("/calculator/add?a=5&b=3", b'{"operation":"add","a":5,"b":3,"result":8}'),
-        ("/calculator/subtract?a=10&b=4", b'{"operation":"subtract","a":10,"b":4,"result":6}'),
-        ("/calculator/multiply?a=6&b=7", b'{"operation":"multiply","a":6,"b":7,"result":42}'),
-        ("/calculator/divide?a=20&b=5", b'{"operation":"divide","a":20,"b":5,"result":4}'),
-    ]:
+    for path, body in SEED_CALCULATIONS:
         response = await http.post(path, headers=bearer(token))
         assert response.status_code == 200, path
         assert response.headers["content-type"] == "application/json"

@@ -19,7 +19,7 @@ from src.adapters.http.mcp import McpServices
 from src.adapters.http.mcp_common import McpHttpSettings
 from src.adapters.http.mcp_routes import mcp_routes, protected_resource_metadata
 from src.adapters.http.observe import Observe
-from src.adapters.http.openapi import add_operations, openapi_config
+from src.adapters.http.openapi import openapi_config
 from src.adapters.http.sse import FrameCache
 from src.application.authenticate import Authenticate
 from src.application.broadcast import Broadcast
@@ -187,7 +187,11 @@ def create_app(
         },
         exception_handlers=cast("Any", EXCEPTION_HANDLERS),
         openapi_config=openapi_config(
-            title="calcmcp", version=settings.version, scopes=SCOPE_DESCRIPTIONS
+            title="calcmcp",
+            version=settings.version,
+            scopes=SCOPE_DESCRIPTIONS,
+            written={**token.path_items(), **calculator.path_items()},
+            schemas={**token.SCHEMAS, **calculator.SCHEMAS},
         ),
         state=State({"stream_options": options, "stop": stop, "metrics": services.metrics}),
         # logging is configured once, by the composition root; Litestar's default would put a
@@ -195,11 +199,6 @@ def create_app(
         logging_config=None,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
-    )
-    add_operations(
-        app,
-        {**token.path_items(), **calculator.path_items()},
-        {**token.SCHEMAS, **calculator.SCHEMAS},
     )
     # around the router, not on the routes: unmatched requests are counted and logged too
     app.asgi_handler = Observe(

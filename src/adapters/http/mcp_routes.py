@@ -7,12 +7,12 @@ from typing import Any
 
 from litestar import Router, get
 from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
-from litestar.types import ASGIApp
+from litestar.middleware.base import DefineMiddleware
 
 from src.adapters.http import mcp, mcp_sse
-from src.adapters.http.auth import BearerAuth, bearer_auth
+from src.adapters.http.auth import bearer_auth
 from src.adapters.http.mcp import McpEndpoint, McpServices
-from src.adapters.http.mcp_common import McpHttpSettings, TransportGuard, transport_guard
+from src.adapters.http.mcp_common import McpHttpSettings, transport_guard
 from src.adapters.http.mcp_sse import LegacySse
 from src.application.authenticate import Authenticate
 
@@ -68,22 +68,17 @@ def mcp_routes(
     middleware would put a second layer of exception handling around every call.
     """
 
-    def streamable(app: ASGIApp) -> ASGIApp:
-        challenge = settings.challenge(settings.endpoint)
-        auth = BearerAuth(
-            app, authenticate=authenticate, resource=settings.endpoint, challenge=challenge
-        )
-        return TransportGuard(auth, settings=settings)
+    def protection(endpoint: str) -> list[DefineMiddleware]:
+        challenge = settings.challenge(endpoint)
+        auth = bearer_auth(authenticate=authenticate, resource=endpoint, challenge=challenge)
+        return [transport_guard(settings), auth]
 
-    challenge = settings.challenge(settings.sse_endpoint)
-    legacy_auth = bearer_auth(
-        authenticate=authenticate, resource=settings.sse_endpoint, challenge=challenge
-    )
+    guard, auth = protection(settings.endpoint)
     return [
-        *mcp.handlers(McpEndpoint(services, settings), protect=streamable),
+        *mcp.handlers(McpEndpoint(services, settings), protect=lambda app: guard(auth(app))),
         Router(
             "/",
             route_handlers=mcp_sse.handlers(LegacySse(services)),
-            middleware=[transport_guard(settings), legacy_auth],
+            middleware=protection(settings.sse_endpoint),
         ),
     ]

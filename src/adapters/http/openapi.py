@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, Response, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -83,11 +83,14 @@ def written_problem(description: str) -> OpenAPIResponse:
 def add_operations(app: Litestar, paths: dict[str, PathItem], schemas: dict[str, Schema]) -> None:
     """Add operations Litestar does not write (ASGI routes') to ``app``'s OpenAPI document.
 
-    Litestar builds the document once, from its HTTP routes, and serves that very object: these
-    are added to it before the first request, with the component ``schemas`` they name. A
-    schema they refer to that the document does not have stops the application here.
+    Litestar builds the document once, when it is first asked for, and serves that very object:
+    these are added to it then (see :func:`openapi_config`), with the component ``schemas`` they
+    name; adding them again changes nothing. A schema they refer to that the document does not
+    have is refused.
     """
     document = app.openapi_schema
+    if document.paths is not None and paths.keys() <= document.paths.keys():
+        return  # added already
     document.paths = {**(document.paths or {}), **paths}
     found = {**schemas, **(document.components.schemas or {})}
     document.components.schemas = dict(sorted(found.items()))
@@ -161,13 +164,30 @@ async def _json_not_found(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def openapi_config(*, title: str, version: str, scopes: dict[str, str]) -> OpenAPIConfig:
-    """The document, its renderers (Swagger UI, ReDoc, JSON) and the OAuth scheme."""
+def openapi_config(
+    *,
+    title: str,
+    version: str,
+    scopes: dict[str, str],
+    written: dict[str, PathItem],
+    schemas: dict[str, Schema],
+) -> OpenAPIConfig:
+    """The document, its renderers (Swagger UI, ReDoc, JSON) and the OAuth scheme, with the
+    ``written`` operations (and the ``schemas`` they name) added when it is first asked for:
+    building it costs an application a quarter of its start-up, so Litestar defers that too."""
     flows = OAuthFlows(client_credentials=OAuthFlow(token_url="/token", scopes=scopes))
     swagger_oauth: dict[str, Any] = {"clientId": "", "scopes": " ".join(scopes)}
+
+    async def with_written(request: Request[Any, Any, Any]) -> None:
+        add_operations(request.app, written, schemas)
+
     return OpenAPIConfig(
         openapi_router=Router(
-            "/schema", route_handlers=[], after_request=_json_not_found, include_in_schema=False
+            "/schema",
+            route_handlers=[],
+            before_request=with_written,
+            after_request=_json_not_found,
+            include_in_schema=False,
         ),
         title=title,
         version=version,

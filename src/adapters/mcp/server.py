@@ -175,9 +175,18 @@ class McpServer:
     async def answer(self, message: Incoming, exchange: Exchange) -> Reply:
         """The response to a request (never raises, but for :class:`InsufficientScope`)."""
         request_id = message.id if isinstance(message.id, int | str) else None
+        method = str(message.method)
+        handler = self._methods.get(method) or (
+            self._modern_only if exchange.modern else self._legacy_only
+        ).get(method)
         outcome = "error"
         try:
-            result = await self._dispatch(message, exchange)
+            if handler is None:
+                raise McpError(METHOD_NOT_FOUND, f"Method not found: {method}")
+            result = await handler(message, exchange)
+            if exchange.modern:
+                result.setdefault("resultType", "complete")
+                result.setdefault("_meta", {})[versions.META_SERVER_INFO] = self.info
             outcome = "tool_error" if result.get("isError") else "ok"
         except McpError as failure:
             return Reply(messages.error(request_id, failure), failure.code)
@@ -188,9 +197,8 @@ class McpServer:
             internal = McpError(INTERNAL_ERROR, "Internal error")
             return Reply(messages.error(request_id, internal), INTERNAL_ERROR)
         finally:
-            known = self.knows(str(message.method), modern=exchange.modern)
-            method, tool = metering.labels(message, known=known)
-            self._metrics.mcp_call(method, tool, exchange.era, outcome)
+            labels = metering.labels(message, known=handler is not None)
+            self._metrics.mcp_call(*labels, exchange.era, outcome)
         return Reply(messages.result(request_id, result))
 
     def unknown_method(self, message: Incoming, exchange: Exchange) -> bytes:
@@ -266,19 +274,6 @@ class McpServer:
         if not modern:
             capabilities["logging"] = {}
         return capabilities
-
-    async def _dispatch(self, message: Incoming, exchange: Exchange) -> Any:
-        method = str(message.method)
-        handler = self._methods.get(method) or (
-            self._modern_only if exchange.modern else self._legacy_only
-        ).get(method)
-        if handler is None:
-            raise McpError(METHOD_NOT_FOUND, f"Method not found: {method}")
-        result = await handler(message, exchange)
-        if exchange.modern:
-            result.setdefault("resultType", "complete")
-            result.setdefault("_meta", {})[versions.META_SERVER_INFO] = self.info
-        return result
 
     async def _discover(self, message: Incoming, exchange: Exchange) -> dict[str, Any]:
         return {
